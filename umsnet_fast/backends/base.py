@@ -1,0 +1,46 @@
+"""What a backend is: the ops it runs, where it runs them, and how it packs the weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..forward import OpSet
+from ..weights import ModelWeights
+
+
+class Backend:
+    name: str = ""
+    summary: str = ""
+    device_types: tuple[str, ...] = ()
+    dtypes: tuple[torch.dtype, ...] = ()
+    # Device types on which `auto` picks this backend (a subset of device_types).
+    auto_device_types: tuple[str, ...] = ()
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run in this process (missing extension, no GPU...), or None."""
+        return None
+
+    def preferred_for(self, device: torch.device) -> bool:
+        return device.type in self.auto_device_types
+
+    def input_unsupported_reason(self, device: torch.device, dtype: torch.dtype) -> str | None:
+        if device.type not in self.device_types:
+            return f"tensors on {device.type} (it runs on {', '.join(self.device_types)})"
+        if dtype not in self.dtypes:
+            return f"dtype {dtype} (it runs {', '.join(str(d) for d in self.dtypes)})"
+        return None
+
+    def ops(self) -> OpSet:
+        raise NotImplementedError
+
+    def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> ModelWeights:
+        """Weights in this backend's layout; called once per change of parameters, device or dtype."""
+        return weights.to(device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class BackendUnavailable:
+    name: str
+    reason: str
+    backend: Backend | None  # its metadata, when the module imported

@@ -1,0 +1,86 @@
+"""The inference forward pass as a sequence of ops over `ModelWeights`, channels-last throughout.
+
+Each backend hands in an `OpSet`: the reference ops, with the ones it accelerates replaced. Coarse
+ops (`lsr_module`, `encoder_layer`, `forward`) are compositions of the fine ones by default, so a
+backend can replace a single kernel or a whole module with one call.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import ops as _ops
+from .weights import EncoderLayerWeights, LSRModuleWeights, ModelWeights
+
+# Fine-grained ops and their reference implementations (signatures: see umsnet_fast.ops).
+PRIMITIVE_OPS = {
+    "linear_layernorm": _ops.linear_layernorm_ref,
+    "lsr_block": _ops.lsr_block_ref,
+    "downsample": _ops.downsample_ref,
+    "layer_norm": _ops.layer_norm_ref,
+    "linear": _ops.linear_ref,
+    "attention": _ops.attention_ref,
+    "mlp_residual": _ops.mlp_residual_ref,
+}
+
+
+def run_lsr_module(ops: "OpSet", x: torch.Tensor, w: LSRModuleWeights) -> torch.Tensor:
+    """x: (batch, length, C_in) -> (batch, length', dims[-1])."""
+    x = ops.linear_layernorm(x, w.stem_weight, w.stem_bias, w.stem_ln_weight, w.stem_ln_bias, w.stem_eps)
+    for s, blocks in enumerate(w.stages):
+        if s > 0:
+            d = w.downsamples[s - 1]
+            x = ops.downsample(x, d.weight, d.bias, d.stride)
+        for b in blocks:
+            x = ops.lsr_block(x, b.dw_weight, b.ln_weight, b.ln_bias, b.w1, b.b1, b.w2, b.b2, b.gamma, b.eps)
+    return x
+
+
+def run_encoder_layer(ops: "OpSet", x: torch.Tensor, w: EncoderLayerWeights) -> torch.Tensor:
+    """Pre-norm Transformer encoder layer. x: (batch, tokens, d) -> (batch, tokens, d)."""
+    h = ops.layer_norm(x, w.norm1_weight, w.norm1_bias, w.eps)
+    a = ops.attention(ops.linear(h, w.in_proj_weight, w.in_proj_bias), w.num_heads)
+    x = x + ops.linear(a, w.out_proj_weight, w.out_proj_bias)
+    h = ops.layer_norm(x, w.norm2_weight, w.norm2_bias, w.eps)
+    return ops.mlp_residual(h, w.w1, w.b1, w.w2, w.b2, None, x)
+
+
+def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
+    """xs: per-sensor (batch, C_i, K * L_i) -> logits (batch, num_classes)."""
+    batch, k = xs[0].shape[0], num_slices
+    features = []
+    for mw, x in zip(w.sensors, xs):
+        c, t = x.shape[1], x.shape[2]
+        # (batch, C, K * L) -> (batch * K, L, C): each slice alone, channels last.
+        slices = x.reshape(batch, c, k, t // k).permute(0, 2, 3, 1).reshape(batch * k, t // k, c)
+        features.append(ops.lsr_module(slices, mw).mean(1).reshape(batch, k, -1))
+    h = ops.lsr_module(torch.cat(features, -1), w.fusion)  # (batch, K, fusion_dims[-1])
+    tokens = ops.linear(h, w.token_weight, w.token_bias)
+    cls = w.cls_token.expand(batch, 1, -1)
+    tokens = torch.cat([cls, tokens], 1) + w.pos_embed
+    for lw in w.layers:
+        tokens = ops.encoder_layer(tokens, lw)
+    pooled = ops.layer_norm(tokens[:, 0], w.norm_weight, w.norm_bias, w.norm_eps)
+    return ops.linear(pooled, w.head_weight, w.head_bias)
+
+
+class OpSet:
+    """The ops one backend runs. Unnamed ops are the reference ones; coarse ops default to compositions."""
+
+    def __init__(self, name: str, **overrides):
+        unknown = set(overrides) - set(PRIMITIVE_OPS) - {"lsr_module", "encoder_layer", "forward"}
+        if unknown:
+            raise TypeError(f"unknown ops {sorted(unknown)}; known: {sorted(PRIMITIVE_OPS)} and "
+                            "lsr_module, encoder_layer, forward")
+        self.name = name
+        self.overridden = tuple(sorted(overrides))
+        for op, fn in PRIMITIVE_OPS.items():
+            setattr(self, op, overrides.get(op, fn))
+        self.lsr_module = overrides.get("lsr_module", lambda x, w: run_lsr_module(self, x, w))
+        self.encoder_layer = overrides.get("encoder_layer", lambda x, w: run_encoder_layer(self, x, w))
+        self.forward = overrides.get("forward", lambda w, xs, k: run_model(self, w, xs, k))
+
+    def __repr__(self) -> str:
+        return f"OpSet({self.name!r}, overridden={list(self.overridden)})"
+
+
+REFERENCE_OPS = OpSet("reference")

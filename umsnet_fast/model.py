@@ -1,0 +1,92 @@
+"""The drop-in fast UMSNet: the reference's modules and state_dict, a kernel backend in eval mode."""
+from __future__ import annotations
+
+import torch
+
+from . import reference
+from .backends import BACKEND_NAMES, Backend, get_backend, resolve_backend
+from .inputs import check_finite as _check_finite
+from .inputs import validate_inputs
+from .weights import ModelWeights
+
+
+class UMSNet(reference.UMSNet):
+    """Same constructor and state_dict as `umsnet_fast.reference.UMSNet`, plus `backend`.
+
+    In training mode it runs the reference's autograd ops, so it trains like the reference. In eval
+    mode it runs the chosen backend's kernels without autograd, on weights gathered and packed once
+    per (backend, device, dtype) and re-packed whenever a parameter or buffer changes. It computes in
+    the input's dtype.
+    """
+
+    def __init__(self, sensors, num_classes: int, num_slices: int = 24, variant: str = "A", *,
+                 backend: str = "auto", **kwargs):
+        super().__init__(sensors, num_classes, num_slices, variant, **kwargs)
+        self._packed: dict[tuple, tuple[tuple, ModelWeights]] = {}
+        self.backend = backend
+
+    @classmethod
+    def from_reference(cls, ref: reference.UMSNet, *, backend: str = "auto") -> "UMSNet":
+        """A fast model with the reference's configuration, weights, device, dtype and mode."""
+        model = cls(**ref.config.constructor_kwargs(), backend=backend)
+        p = next(ref.parameters())
+        model.to(device=p.device, dtype=p.dtype)
+        model.load_state_dict(ref.state_dict())
+        return model.train(ref.training)
+
+    @property
+    def backend(self) -> str:
+        """The requested backend: 'auto' or one of BACKEND_NAMES. Settable."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        if name != "auto":
+            get_backend(name)  # unknown -> ValueError, unavailable -> RuntimeError with the reason
+        self._backend = name
+
+    def active_backend(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> str:
+        """The backend that an eval-mode call with tensors of this device and dtype runs."""
+        return resolve_backend(self._backend, torch.device(device), dtype).name
+
+    def forward(self, xs, check_finite: bool = False) -> torch.Tensor:
+        tensors = validate_inputs(self.config, xs)
+        if check_finite:
+            _check_finite([s.name for s in self.config.sensors], tensors)
+        x0 = tensors[0]
+        if x0.shape[0] == 0:
+            return x0.new_zeros(0, self.config.num_classes)
+        if self.training:
+            logits = self._forward_tensors(tensors)
+        else:
+            backend = resolve_backend(self._backend, x0.device, x0.dtype)
+            weights = self._weights_for(backend, x0.device, x0.dtype)
+            with torch.no_grad():
+                logits = backend.ops().forward(weights, tensors, self.config.num_slices)
+        if check_finite:
+            _check_finite(["logits"], [logits], what="output")
+        return logits
+
+    def _fingerprint(self) -> tuple:
+        # Any in-place update (optimizer step, load_state_dict, .copy_) bumps a tensor's version.
+        return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+
+    def _weights_for(self, backend: Backend, device: torch.device, dtype: torch.dtype) -> ModelWeights:
+        key = (backend.name, device, dtype)
+        fingerprint = self._fingerprint()
+        cached = self._packed.get(key)
+        if cached is None or cached[0] != fingerprint:
+            weights = backend.prepare(ModelWeights.from_model(self), device, dtype)
+            self._packed[key] = cached = (fingerprint, weights)
+        return cached[1]
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .cuda() / .half() replace the parameters: drop weights packed from the old ones.
+        self._packed = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"backend={self._backend!r}"
+
+
+__all__ = ["UMSNet", "BACKEND_NAMES"]
