@@ -1,0 +1,27 @@
+import random
+
+import pytest
+import torch
+
+from umsnet_fast.testing import randomize_
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    if not torch.cuda.is_available():
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def randomized():
+    """randomize_(model, seed): every parameter and buffer random (see umsnet_fast.testing)."""
+    return randomize_
