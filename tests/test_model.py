@@ -1,0 +1,152 @@
+"""The drop-in fast model: state_dict compatibility, backend selection, eval outputs vs the reference."""
+import pytest
+import torch
+
+import umsnet_fast
+from umsnet_fast import SensorSpec, UMSNet, available_backends, presets
+from umsnet_fast import reference
+from umsnet_fast.testing import check_model, randomize_
+
+
+def make_pair(preset=presets.HHAR, k=6, seed=0, **kwargs):
+    ref = randomize_(reference.UMSNet(**preset.model_kwargs(k), **kwargs), seed)
+    return ref, UMSNet.from_reference(ref, backend="reference")
+
+
+def test_same_constructor_and_state_dict_keys():
+    ref = reference.UMSNet(**presets.MHEALTH.model_kwargs(12), variant="B")
+    fast = UMSNet(**presets.MHEALTH.model_kwargs(12), variant="B")
+    assert list(ref.state_dict()) == list(fast.state_dict())
+    fast.load_state_dict(ref.state_dict())           # strict, both directions
+    ref.load_state_dict(randomize_(fast).state_dict())
+    for (k, a), b in zip(ref.state_dict().items(), fast.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_from_reference_copies_config_weights_dtype_and_mode():
+    ref = randomize_(reference.UMSNet(**presets.HHAR.model_kwargs(6), variant="C", dims=(8, 16, 24, 40)))
+    ref = ref.double().eval()
+    fast = UMSNet.from_reference(ref)
+    assert fast.config == ref.config
+    assert not fast.training
+    assert next(fast.parameters()).dtype == torch.float64
+    for a, b in zip(ref.state_dict().values(), fast.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_state_dict_errors_name_the_keys():
+    ref = reference.UMSNet(**presets.HHAR.model_kwargs(6))
+    fast = UMSNet(**presets.HHAR.model_kwargs(6))
+    sd = ref.state_dict()
+    missing = dict(sd)
+    del missing["head.bias"]
+    with pytest.raises(RuntimeError, match="head.bias"):
+        fast.load_state_dict(missing)
+    extra = dict(sd, **{"bogus.weight": torch.zeros(1)})
+    with pytest.raises(RuntimeError, match="bogus.weight"):
+        fast.load_state_dict(extra)
+    other = reference.UMSNet(**presets.HHAR.model_kwargs(12))  # pos_embed is (1, K+1, d)
+    with pytest.raises(RuntimeError, match="pos_embed"):
+        fast.load_state_dict(other.state_dict())
+    with pytest.raises(RuntimeError, match="pos_embed"):
+        ref.load_state_dict(UMSNet(**presets.HHAR.model_kwargs(12)).state_dict())
+
+
+CASES = [
+    # (id, preset, K, batch, constructor overrides)
+    ("hhar-A-K6", presets.HHAR, 6, 3, {}),
+    ("hhar-B-K1-b1", presets.HHAR, 1, 1, {"variant": "B"}),
+    ("mhealth-A-K4", presets.MHEALTH, 4, 2, {}),
+    ("mhealth-C-K2", presets.MHEALTH, 2, 2, {"variant": "C"}),
+    ("odd-widths", presets.HHAR, 3, 2, {"dims": (12, 20, 36, 52), "fusion_dims": (24, 40, 44, 60),
+                                        "embed_dim": 48, "num_heads": 4, "mlp_dim": 72, "kernel_size": 5}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_reference_backend_matches_reference_model(case, dtype):
+    _, preset, k, batch, kwargs = case
+    ref, fast = make_pair(preset, k, **kwargs)
+    check_model(fast, ref, preset.example_inputs(batch, k), dtype=dtype)
+
+
+@pytest.mark.parametrize("length", [8, 9, 13, 25])
+def test_odd_and_minimal_slice_lengths(length):
+    sensors = [SensorSpec("a", 3), SensorSpec("b", 2)]
+    ref = randomize_(reference.UMSNet(sensors, 4, 3))
+    fast = UMSNet.from_reference(ref)
+    xs = [torch.randn(2, 3, 3 * length), torch.randn(2, 2, 3 * length)]
+    check_model(fast, ref, xs)
+
+
+def test_non_contiguous_input():
+    ref, fast = make_pair(presets.HHAR, 4)
+    big = torch.randn(3, 8, 4 * 25 * 2)
+    xs = [big[:, 0:6:2, ::2], big[:, 5:8, 1::2]]  # strided in channels and time
+    assert not xs[0].is_contiguous()
+    check_model(fast, ref, xs)
+    assert torch.equal(fast.eval()(xs), fast([x.contiguous() for x in xs]))
+
+
+def test_dict_input_equals_list_input():
+    ref, fast = make_pair()
+    xs = presets.HHAR.example_inputs(2, 6)
+    fast.eval()
+    assert torch.equal(fast(xs), fast({"gyro": xs[1], "acc": xs[0]}))
+
+
+def test_batch_zero_returns_empty_logits():
+    for cls in (reference.UMSNet, UMSNet):
+        m = cls(**presets.HHAR.model_kwargs(6)).eval()
+        out = m(presets.HHAR.example_inputs(0, 6))
+        assert out.shape == (0, 6)
+
+
+def test_training_mode_runs_autograd_like_the_reference():
+    ref, fast = make_pair()
+    ref.train(), fast.train()
+    xs = presets.HHAR.example_inputs(2, 6)
+    out_f, out_r = fast(xs), ref(xs)
+    torch.testing.assert_close(out_f, out_r)
+    out_f.sum().backward()
+    assert fast.head.weight.grad is not None
+
+
+def test_eval_output_follows_parameter_changes():
+    ref, fast = make_pair()
+    fast.eval()
+    xs = presets.HHAR.example_inputs(2, 6)
+    first = fast(xs)
+    with torch.no_grad():
+        fast.fusion.stages[0][0].gamma.mul_(3.0)  # in place: the packed weights must be refreshed
+    second = fast(xs)
+    assert not torch.allclose(first, second)
+    fast.load_state_dict(ref.state_dict())
+    torch.testing.assert_close(fast(xs), first)
+
+
+def test_backends_listing_and_selection():
+    infos = available_backends()
+    assert "reference" in infos and infos["reference"].available
+    for info in infos.values():
+        assert info.available or info.reason, info  # every unavailable backend says why
+    m = UMSNet(**presets.HHAR.model_kwargs(6))
+    assert m.backend == "auto"
+    assert m.active_backend("cpu") in [n for n, i in infos.items() if i.available]
+    m.backend = "reference"
+    assert m.active_backend("cpu") == "reference"
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        m.backend = "tensorrt"
+    with pytest.raises(ValueError, match="unknown backend"):
+        UMSNet(**presets.HHAR.model_kwargs(6), backend="nope")
+    for name, info in infos.items():
+        if not info.available:
+            with pytest.raises(RuntimeError, match="unavailable"):
+                m.backend = name
+
+
+def test_public_api():
+    assert umsnet_fast.UMSNet is UMSNet
+    assert umsnet_fast.reference.UMSNet is reference.UMSNet
+    assert set(umsnet_fast.BACKEND_NAMES) == set(available_backends())
