@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     lsr_macs = total_macs - rows[-1].macs
     table.add_section()
     table.add_row("total", f"{total_params:,}", _m(total_macs))
-    table.add_row("  of which attention products (QK^T, AV)", "", _m(attention_macs(model.config)))
+    attn = attention_macs(model.config)
+    table.add_row("  of which attention products (QK^T, AV)", "", _m(attn))
+    table.add_row("total without attention products", "", _m(total_macs - attn))
     table.add_row("total without the Transformer part", f"{total_params - rows[-1].params:,}", _m(lsr_macs))
     if paper_params is not None and args.slices == 24:
         table.add_section()
