@@ -57,12 +57,17 @@ def test_mhealth_resampling_values(tmp_path):
     (7, lambda f: f[:23] + ["13"], "label 13 is not an integer in 0..12"),
 ])
 def test_mhealth_malformed(tmp_path, line, bad, message):
-    path = write_mhealth(tmp_path, subjects=(1,)) / "mHealth_subject1.log"
+    write_mhealth(tmp_path, subjects=(1,))
+    assert_malformed(tmp_path / "mHealth_subject1.log", "\t", line, bad, message, load_mhealth)
+
+
+def assert_malformed(path, sep, line, edit, message, loader):
+    """Rewrite one line of path with edit(fields), then loading its folder must name the file and line."""
     lines = path.read_text().splitlines()
-    lines[line - 1] = "\t".join(bad(lines[line - 1].split("\t")))
+    lines[line - 1] = sep.join(edit(lines[line - 1].split(sep)))
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataFormatError, match=rf"mHealth_subject1\.log, line {line}\b.*{message}"):
-        load_mhealth(tmp_path)
+    with pytest.raises(DataFormatError, match=rf"{path.name.replace('.', '[.]')}, line {line}\b.*{message}"):
+        loader(path.parent)
 
 
 def test_mhealth_errors(tmp_path):
@@ -112,18 +117,15 @@ def test_hhar_devices_and_step(tmp_path):
 @pytest.mark.parametrize("line,edit,message", [
     (1, lambda cols: ["Index", "Time"] + cols[2:], "expected the header"),
     (4, lambda cols: cols[:-1], "expected 10 comma-separated columns, got 9"),
-    (6, lambda cols: cols[:3] + ["x1"] + cols[4:], "column x 'x1' is not a number"),
+    (6, lambda cols: cols[:3] + ["x1"] + cols[4:], "column x 'x1' is not a finite number"),
+    (5, lambda cols: cols[:5] + ["nan"] + cols[6:], "column z 'nan' is not a finite number"),
+    (8, lambda cols: cols[:4] + [""] + cols[5:], "column y '' is not a finite number"),
     (9, lambda cols: cols[:2] + ["12.5"] + cols[3:], "column Creation_Time '12.5' is not an integer"),
     (7, lambda cols: cols[:9] + ["jump"], "unknown activity 'jump'"),
 ])
 def test_hhar_malformed(tmp_path, line, edit, message):
     write_hhar(tmp_path, users=("a",))
-    path = tmp_path / "Watch_gyroscope.csv"
-    lines = path.read_text().splitlines()
-    lines[line - 1] = ",".join(edit(lines[line - 1].split(",")))
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataFormatError, match=rf"Watch_gyroscope\.csv, line {line}\b.*{message}"):
-        load_hhar(tmp_path)
+    assert_malformed(tmp_path / "Watch_gyroscope.csv", ",", line, edit, message, load_hhar)
 
 
 def test_hhar_missing_file(tmp_path):
@@ -132,3 +134,14 @@ def test_hhar_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="Phones_gyroscope.csv"):
         load_hhar(tmp_path)
     assert len(load_hhar(tmp_path, devices="watches")) == 3
+
+
+def test_hhar_fast_and_exact_readers_agree(tmp_path):
+    pytest.importorskip("pandas", reason="the fast HHAR reader uses pandas")
+    from umsnet_fast.data import _read_hhar_csv, _read_hhar_csv_exact
+    write_hhar(tmp_path)
+    for name in ("Phones_accelerometer.csv", "Watch_gyroscope.csv"):
+        fast, exact = (read(tmp_path / name, presets.HHAR.classes) for read in (_read_hhar_csv, _read_hhar_csv_exact))
+        for key in ("time", "xyz", "user", "device", "label", "users", "devices"):
+            np.testing.assert_array_equal(np.asarray(getattr(fast, key)), np.asarray(getattr(exact, key)), err_msg=key)
+        assert (fast.label == -1).any()  # 'null' kept as its own code, not read as a missing value

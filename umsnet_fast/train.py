@@ -401,7 +401,10 @@ def run(args: argparse.Namespace) -> int:
                             ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise")):
         value = getattr(args, arg)
         setattr(settings, field_name, defaults[field_name] if value is None else value)
-    data = load_from_settings(info)
+    try:
+        data = load_from_settings(info)
+    except (OSError, ValueError) as e:  # missing or malformed files: the message names file and line
+        raise SystemExit(str(e)) from None
     if args.dataset == "basicmotions":
         if args.split == "loso" or args.test_subjects:
             raise SystemExit("BasicMotions has no subject ids: only its fixed train/test split")
@@ -413,7 +416,11 @@ def run(args: argparse.Namespace) -> int:
         if len(ds) == 0:
             raise SystemExit(f"no windows of {info['window_seconds']} s in {info['root']}")
         split = args.split or "loso"
-        sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in make_folds(ds, split, args.test_subjects)]
+        try:
+            folds = make_folds(ds, split, args.test_subjects)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
     model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": args.variant,
                     "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
     for k in ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
