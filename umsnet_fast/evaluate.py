@@ -28,12 +28,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    model, meta = load_checkpoint(args.checkpoint, fast=True, backend=args.backend, device=args.device)
+    try:
+        model, meta = load_checkpoint(args.checkpoint, fast=True, backend=args.backend, device=args.device)
+    except (ImportError, OSError, ValueError) as e:
+        raise SystemExit(f"{args.checkpoint}: {e}") from None
     # the data set and its windowing come from the checkpoint unless given here
     info = data_settings(args) if args.dataset is not None else dict(meta.get("data", {}))
     if "dataset" not in info:
         raise SystemExit(f"{args.checkpoint} does not say which data set it was trained on: give --dataset")
-    data = load_from_settings(info)
+    try:
+        data = load_from_settings(info)
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from None
     if info["dataset"] == "basicmotions":
         if args.subjects:
             raise SystemExit("BasicMotions has no subject ids: it is evaluated on its test split")

@@ -387,8 +387,11 @@ def load_from_settings(info: dict):
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    require("sklearn", "scikit-learn")
-    require("safetensors", "safetensors")
+    try:
+        require("sklearn.metrics", "scikit-learn")
+        require("safetensors.torch", "safetensors")
+    except ImportError as e:
+        raise SystemExit(str(e)) from None
     console = Console()
     if args.threads:
         torch.set_num_threads(args.threads)
