@@ -379,7 +379,7 @@ def load_hhar(root, window_seconds: float = 6.0, step_seconds: float | None = No
                     # intersect with the gyroscope runs of the same label (both lists are in time order)
                     while j < len(runs_g) and tg[runs_g[j][1] - 1] < ta[a]:
                         j += 1
-                    for c, d in itertools.takewhile(lambda r: tg[r[0]] <= ta[b - 1], runs_g[j:]):
+                    for c, d in itertools.takewhile(lambda r: tg[r[0]] <= ta[b - 1], itertools.islice(runs_g, j, None)):
                         if lg[c] != la[a]:
                             continue
                         start, stop = max(ta[a], tg[c]), min(ta[b - 1], tg[d - 1])
