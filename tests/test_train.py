@@ -107,7 +107,7 @@ def test_basicmotions_end_to_end(tmp_path):
     """UMSNet-A on UEA BasicMotions (inside sktime), the fixed 40/40 split, CPU, default settings."""
     pytest.importorskip("sktime", reason="BasicMotions is read from sktime: pip install 'umsnet-fast[data]'")
     out = tmp_path / "bm"
-    assert main(["train", "--dataset", "basicmotions", "--output", str(out), "--quiet", "--threads", "1"]) == 0
+    assert main(["train", "--dataset", "basicmotions", "--output", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["folds"][0]["n_train"] == 40 and metrics["folds"][0]["n_test"] == 40
     assert metrics["model"]["variant"] == "A" and "dims" not in metrics["model"]

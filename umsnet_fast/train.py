@@ -395,6 +395,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.dataset == "basicmotions" and args.device == "cpu":
+        # batches of 8 short windows: the ops are too small for intra-op threads, which only add
+        # synchronisation (here, on a busy 2-core machine: 20 s of CPU time on 1 thread, over 130 s on 2)
+        torch.set_num_threads(1)
     info = data_settings(args)
     settings = TrainSettings(seed=args.seed, device=args.device)
     defaults = {**asdict(settings), **DATASET_DEFAULTS[args.dataset]}
