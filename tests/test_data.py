@@ -73,7 +73,10 @@ def assert_malformed(path, sep, line, edit, message, loader):
 def test_mhealth_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="mHealth_subject"):
         load_mhealth(tmp_path)
-    write_mhealth(tmp_path, subjects=(1,))
+    (tmp_path / "mHealth_subject4.log").write_text("\n")
+    with pytest.raises(DataFormatError, match=r"mHealth_subject4\.log: no rows"):
+        load_mhealth(tmp_path)
+    write_mhealth(tmp_path, subjects=(4,))
     with pytest.raises(ValueError, match="whole number of 0.25 s slices"):
         load_mhealth(tmp_path, window_seconds=1.1)
     with pytest.raises(ValueError, match="step_seconds must be > 0"):

@@ -149,6 +149,9 @@ _MHEALTH_FILE = re.compile(r"^mHealth_subject(\d+)\.log$")
 
 def _read_mhealth_log(path: Path) -> np.ndarray:
     """[n, 24] float64 rows of one mHealth_subject<N>.log; DataFormatError naming the file and line."""
+    with open(path) as f:
+        if not any(line.strip() for line in f):
+            raise DataFormatError(f"{path}: no rows")
     try:
         rows = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=None)
     except ValueError:
@@ -168,8 +171,6 @@ def _read_mhealth_log(path: Path) -> np.ndarray:
                     except ValueError:
                         raise DataFormatError(f"{path}, line {lineno}, column {col}: {v!r} is not a number") from None
         raise DataFormatError(f"{path}: could not be read as {MHEALTH_COLUMNS} numeric columns")
-    if len(rows) == 0:
-        raise DataFormatError(f"{path}: no rows")
     labels = rows[:, -1]
     bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels > 12))
     if len(bad):
