@@ -197,7 +197,7 @@ struct MmaTile {
 };
 
 template <typename T, int CPAD>
-__global__ void __launch_bounds__(kThreads) lsr_block_mma_kernel(const LsrBlockParams p, const bool vec_loads) {
+__global__ void __launch_bounds__(kThreads, 1) lsr_block_mma_kernel(const LsrBlockParams p, const bool vec_loads) {
     using Tile = MmaTile<CPAD>;
     constexpr int TM = Tile::TM, HC = Tile::HC, LDA = Tile::LDA, LDW2 = Tile::LDW2;
     extern __shared__ __align__(16) unsigned char smem[];
