@@ -1,0 +1,125 @@
+"""The CUDA LSR block kernels' device code, unchanged, run on the CPU by a small emulation of the CUDA
+execution model (tests/cuda_emulation), against lsr_block_ref through umsnet_fast.testing.
+
+This checks what can be checked without a GPU: tiling, halo and sample masking of the depthwise conv,
+the LayerNorm, padding of odd widths, the hidden-dim chunking, the data flow from GEMM1's accumulators
+into GEMM2's A operand, strides and the epilogue, for both the tensor-core kernel (fp16, bf16) and
+the SIMT kernel (fp32, and fp16/bf16 as on sm_75). The MMA instruction itself is emulated from the
+PTX ISA's register layouts; the real instruction, speed and the launcher run only on a GPU
+(tests/test_cuda_backend.py). Needs g++ with C++20 and the CUDA toolkit's headers (nvcc's).
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from umsnet_fast.ops import lsr_block_ref
+from umsnet_fast.reference import LSRBlock
+from umsnet_fast.testing import check_op, randomize_
+from umsnet_fast.weights import BlockWeights
+
+ROOT = Path(__file__).resolve().parents[1]
+EMU_DIR = Path(__file__).resolve().parent / "cuda_emulation"
+CXX = shutil.which("g++") or shutil.which("c++")
+NVCC = shutil.which("nvcc")
+DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+MMA, SIMT = 0, 1
+FILL = 1e4
+
+
+def cuda_include_dir() -> Path | None:
+    """The toolkit's include directory, from `nvcc -dryrun` (TOP=...)."""
+    if NVCC is None:
+        return None
+    out = subprocess.run([NVCC, "-dryrun", "-c", "-x", "cu", "/dev/null"], capture_output=True, text=True).stderr
+    for line in out.splitlines():
+        if line.startswith("#$ TOP="):
+            inc = Path(line.split("=", 1)[1].strip()) / "include"
+            return inc if (inc / "cuda_runtime.h").exists() else None
+    return None
+
+
+class LsrBlockParams(ctypes.Structure):  # csrc/cuda/lsr_block.h
+    _fields_ = [(n, ctypes.c_void_p) for n in ("x", "out", "dw_weight", "ln_weight", "ln_bias", "w1", "b1", "w2",
+                                                 "b2", "gamma")] + [
+        ("batch", ctypes.c_int64), ("length", ctypes.c_int64), ("channels", ctypes.c_int), ("hidden", ctypes.c_int),
+        ("kernel_size", ctypes.c_int), ("eps", ctypes.c_float)] + [
+        (n, ctypes.c_int64) for n in ("x_batch_stride", "x_length_stride", "x_channel_stride", "out_batch_stride",
+                                      "out_length_stride", "out_channel_stride")]
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    include = cuda_include_dir()
+    if CXX is None or include is None:
+        pytest.skip("needs g++ and the CUDA toolkit headers (nvcc on PATH) to build the kernel emulation")
+    lib = tmp_path_factory.mktemp("emu") / "libumsnet_emu.so"
+    cmd = [CXX, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", "-Wall", "-Wextra", "-Werror",
+           "-Wno-unknown-pragmas", "-isystem", str(include), f"-I{EMU_DIR}", f"-I{ROOT / 'csrc' / 'cuda'}",
+           str(EMU_DIR / "emulate_lsr_block.cpp"), "-o", str(lib)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"building the emulation failed:\n$ {' '.join(cmd)}\n{proc.stderr[-6000:]}")
+    dll = ctypes.CDLL(str(lib))
+    dll.umsnet_emulate_lsr_block.argtypes = [ctypes.POINTER(LsrBlockParams), ctypes.c_int, ctypes.c_int]
+    dll.umsnet_emulate_lsr_block.restype = ctypes.c_int
+    return dll
+
+
+def emulated_lsr_block(dll, path: int, layout: str = "contiguous"):
+    """lsr_block_ref's signature, computed by the emulated kernel; x re-laid out first (see relayout)."""
+    def run(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps=1e-6):
+        x = relayout(x, layout)
+        out = torch.full(x.shape, float("nan"), dtype=x.dtype)
+        ws = [dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma]
+        assert all(w.is_contiguous() and w.dtype == x.dtype for w in ws)
+        p = LsrBlockParams(x.data_ptr(), out.data_ptr(), *[w.data_ptr() for w in ws], x.shape[0], x.shape[1],
+                           x.shape[2], w1.shape[0], dw_weight.shape[1], eps, *x.stride(), *out.stride())
+        rc = dll.umsnet_emulate_lsr_block(ctypes.byref(p), DTYPE_CODES[x.dtype], path)
+        assert rc == 0, f"emulated launch returned {rc}"
+        return out
+    return run
+
+
+def relayout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "contiguous":
+        return x
+    if layout == "transposed":  # channel stride != 1
+        return x.transpose(1, 2).contiguous().transpose(1, 2)
+    out = torch.full((*x.shape[:-1], 2 * x.shape[-1] + 1), FILL, dtype=x.dtype)[..., 1::2]  # gaps hold FILL
+    return out.copy_(x)
+
+
+def block_args(batch: int, length: int, c: int, k: int = 3, seed: int = 0) -> list:
+    w = BlockWeights.from_module(randomize_(LSRBlock(c, k).double(), seed))
+    x = torch.randn(batch, length, c, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    return [x, w.dw_weight, w.ln_weight, w.ln_bias, w.w1, w.b1, w.w2, w.b2, w.gamma, w.eps]
+
+
+HALF = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
+
+# (batch, length, C, k, layout): widths 16, 24, 100, 128 (two CPADs of hidden chunking, H not a
+# multiple of the chunk), length 1, odd lengths, samples shorter than a tile and a ragged last tile.
+MMA_CASES = [(3, 8, 16, 3, "contiguous"), (2, 9, 24, 3, "transposed"), (1, 1, 40, 3, "contiguous"),
+             (2, 13, 100, 5, "strided"), (3, 25, 128, 3, "contiguous"), (5, 3, 64, 1, "contiguous")]
+SIMT_CASES = [(3, 8, 16, 3, "contiguous"), (2, 9, 24, 3, "strided"), (1, 1, 48, 3, "contiguous"),
+              (2, 13, 100, 5, "transposed"), (2, 25, 128, 3, "contiguous"), (4, 7, 33, 3, "contiguous")]
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("case", MMA_CASES, ids=str)
+def test_emulated_mma_kernel_matches_ref(emulator, dtype, case):
+    batch, length, c, k, layout = case
+    check_op(emulated_lsr_block(emulator, MMA, layout), lsr_block_ref, block_args(batch, length, c, k), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="float32"), *HALF])
+@pytest.mark.parametrize("case", SIMT_CASES, ids=str)
+def test_emulated_simt_kernel_matches_ref(emulator, dtype, case):
+    batch, length, c, k, layout = case
+    check_op(emulated_lsr_block(emulator, SIMT, layout), lsr_block_ref, block_args(batch, length, c, k), dtype=dtype)
