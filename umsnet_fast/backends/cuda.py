@@ -15,19 +15,19 @@ from ..ops import lsr_block_ref
 from .base import Backend
 
 _EXT_NAME = "_cuda"
-_fake_registered = False
+_ext_module = None  # the loaded extension, once it has loaded (every block call needs it)
 
 
 def _extension():
     """The loaded extension module (its ops registered); RuntimeError with the reason when it cannot load."""
-    global _fake_registered
-    module, reason = load_extension(_EXT_NAME)
-    if module is None:
-        raise RuntimeError(f"the CUDA backend is unavailable: {reason}")
-    if not _fake_registered:
+    global _ext_module
+    if _ext_module is None:
+        module, reason = load_extension(_EXT_NAME)
+        if module is None:
+            raise RuntimeError(f"the CUDA backend is unavailable: {reason}")
         _register_fake()
-        _fake_registered = True
-    return module
+        _ext_module = module
+    return _ext_module
 
 
 def lsr_block(x: torch.Tensor, dw_weight: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor,
