@@ -47,15 +47,20 @@ class DeviceGuard {
 public:
     explicit DeviceGuard(int device) {
         TORCH_CHECK(cudaGetDevice(&previous_) == cudaSuccess, "lsr_block_cuda: cudaGetDevice failed");
-        if (previous_ != device)
+        if (previous_ != device) {
             TORCH_CHECK(cudaSetDevice(device) == cudaSuccess, "lsr_block_cuda: cudaSetDevice(", device, ") failed");
+            changed_ = true;
+        }
     }
-    ~DeviceGuard() { cudaSetDevice(previous_); }
+    ~DeviceGuard() {
+        if (changed_) cudaSetDevice(previous_);
+    }
     DeviceGuard(const DeviceGuard&) = delete;
     DeviceGuard& operator=(const DeviceGuard&) = delete;
 
 private:
     int previous_ = 0;
+    bool changed_ = false;
 };
 
 // x: (batch, length, C), any strides; dw_weight: (C, k); ln_weight, ln_bias, b2, gamma: (C,);
