@@ -14,13 +14,12 @@ import torch
 from umsnet_fast import UMSNet, available_backends, presets
 from umsnet_fast.backends import cuda as cuda_backend
 from umsnet_fast.ops import lsr_block_ref
-from umsnet_fast.reference import LSRBlock
 from umsnet_fast.reference import UMSNet as ReferenceUMSNet
 from umsnet_fast.testing import check_model, check_op, randomize_
-from umsnet_fast.weights import BlockWeights
+
+from lsr_block_cases import block_args, relayout
 
 DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
-FILL = 1e4  # what the gaps of a strided input hold: a kernel reading them shows
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -29,24 +28,6 @@ def cuda_unavailable_reason() -> str | None:
 
 needs_backend = pytest.mark.skipif(cuda_unavailable_reason() is not None and torch.cuda.is_available(),
                                    reason=f"cuda backend unavailable: {cuda_unavailable_reason()}")
-
-
-def block_args(batch: int, length: int, c: int, k: int = 3, seed: int = 0) -> list:
-    """Master (float64, CPU) inputs of lsr_block: x and a randomized block's weights (gamma ~ 1)."""
-    w = BlockWeights.from_module(randomize_(LSRBlock(c, k).double(), seed))
-    x = torch.randn(batch, length, c, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    return [x, w.dw_weight, w.ln_weight, w.ln_bias, w.w1, w.b1, w.w2, w.b2, w.gamma, w.eps]
-
-
-def relayout(x: torch.Tensor, layout: str) -> torch.Tensor:
-    """x's values in another memory layout: 'transposed' (channel stride != 1, as the transpose of a
-    channels-first tensor) or 'strided' (every other channel of a bigger buffer whose gaps hold FILL)."""
-    if layout == "contiguous":
-        return x.contiguous()
-    if layout == "transposed":
-        return x.transpose(1, 2).contiguous().transpose(1, 2)
-    out = torch.full((*x.shape[:-1], 2 * x.shape[-1] + 1), FILL, dtype=x.dtype, device=x.device)[..., 1::2]
-    return out.copy_(x)
 
 
 def kernel_with_layout(layout: str, **kwargs):

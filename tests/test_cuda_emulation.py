@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from umsnet_fast.ops import lsr_block_ref
-from umsnet_fast.reference import LSRBlock
-from umsnet_fast.testing import check_op, randomize_
-from umsnet_fast.weights import BlockWeights
+from umsnet_fast.testing import check_op
+
+from lsr_block_cases import block_args, relayout
 
 ROOT = Path(__file__).resolve().parents[1]
 EMU_DIR = Path(__file__).resolve().parent / "cuda_emulation"
@@ -29,7 +29,6 @@ CXX = shutil.which("g++") or shutil.which("c++")
 NVCC = shutil.which("nvcc")
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 MMA, SIMT = 0, 1
-FILL = 1e4
 
 
 def cuda_include_dir() -> Path | None:
@@ -84,21 +83,6 @@ def emulated_lsr_block(dll, path: int, layout: str = "contiguous"):
         assert rc == 0, f"emulated launch returned {rc}"
         return out
     return run
-
-
-def relayout(x: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "contiguous":
-        return x
-    if layout == "transposed":  # channel stride != 1
-        return x.transpose(1, 2).contiguous().transpose(1, 2)
-    out = torch.full((*x.shape[:-1], 2 * x.shape[-1] + 1), FILL, dtype=x.dtype)[..., 1::2]  # gaps hold FILL
-    return out.copy_(x)
-
-
-def block_args(batch: int, length: int, c: int, k: int = 3, seed: int = 0) -> list:
-    w = BlockWeights.from_module(randomize_(LSRBlock(c, k).double(), seed))
-    x = torch.randn(batch, length, c, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    return [x, w.dw_weight, w.ln_weight, w.ln_bias, w.w1, w.b1, w.w2, w.b2, w.gamma, w.eps]
 
 
 HALF = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
