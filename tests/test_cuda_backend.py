@@ -154,7 +154,7 @@ def test_auto_picks_cuda_on_gpu_and_cuda_rejects_cpu_input():
     infos = available_backends()
     ahead = [n for n in BACKEND_NAMES[:BACKEND_NAMES.index("cuda")] if infos[n].available]  # preferred to cuda
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
-        assert model.active_backend("cuda", dtype) in (ahead or ["cuda"])
+        assert model.active_backend("cuda", dtype) in (*ahead, "cuda")
     model.backend = "cuda"
     with pytest.raises(ValueError, match="backend 'cuda' cannot run this input"):
         model.eval()(p.example_inputs(1, 2))
