@@ -85,25 +85,33 @@ def emulated_lsr_block(dll, path: int, layout: str = "contiguous"):
     return run
 
 
-HALF = [pytest.param(torch.float16, id="float16"), pytest.param(torch.bfloat16, id="bfloat16")]
+F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 
-# (batch, length, C, k, layout): widths 16, 24, 100, 128 (two CPADs of hidden chunking, H not a
-# multiple of the chunk), length 1, odd lengths, samples shorter than a tile and a ragged last tile.
-MMA_CASES = [(3, 8, 16, 3, "contiguous"), (2, 9, 24, 3, "transposed"), (1, 1, 40, 3, "contiguous"),
-             (2, 13, 100, 5, "strided"), (3, 25, 128, 3, "contiguous"), (5, 3, 64, 1, "contiguous")]
-SIMT_CASES = [(3, 8, 16, 3, "contiguous"), (2, 9, 24, 3, "strided"), (1, 1, 48, 3, "contiguous"),
-              (2, 13, 100, 5, "transposed"), (2, 25, 128, 3, "contiguous"), (4, 7, 33, 3, "contiguous")]
+# (dtype, (batch, length, C, k, layout)): widths 16, 24, 40, 64, 100, 128 (all four padded widths; H
+# not a multiple of the hidden chunk), length 1, odd lengths, samples shorter than a tile, several
+# tiles with a ragged last one (3 * 25 rows), k = 1 and 5, strided and transposed x. Every shape runs
+# in one dtype, each dtype on several shapes: the emulation is slow (threads and barriers on the CPU).
+MMA_CASES = [(F16, (3, 8, 16, 3, "contiguous")), (BF16, (3, 25, 24, 3, "transposed")),
+             (F16, (1, 1, 40, 3, "contiguous")), (F16, (2, 13, 100, 5, "strided")),
+             (BF16, (2, 9, 128, 3, "contiguous")), (BF16, (5, 3, 64, 1, "contiguous"))]
+SIMT_CASES = [(F32, (3, 25, 16, 3, "contiguous")), (F32, (2, 9, 24, 3, "strided")),
+              (BF16, (1, 1, 48, 3, "contiguous")), (F32, (1, 13, 100, 5, "transposed")),
+              (F16, (1, 9, 128, 3, "contiguous")), (F32, (4, 7, 33, 3, "contiguous")),
+              (BF16, (2, 5, 20, 3, "transposed"))]
 
 
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("case", MMA_CASES, ids=str)
-def test_emulated_mma_kernel_matches_ref(emulator, dtype, case):
-    batch, length, c, k, layout = case
+def case_id(case) -> str:
+    dtype, shape = case
+    return f"{str(dtype).removeprefix('torch.')}-{shape}"
+
+
+@pytest.mark.parametrize("case", MMA_CASES, ids=case_id)
+def test_emulated_mma_kernel_matches_ref(emulator, case):
+    dtype, (batch, length, c, k, layout) = case
     check_op(emulated_lsr_block(emulator, MMA, layout), lsr_block_ref, block_args(batch, length, c, k), dtype=dtype)
 
 
-@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="float32"), *HALF])
-@pytest.mark.parametrize("case", SIMT_CASES, ids=str)
-def test_emulated_simt_kernel_matches_ref(emulator, dtype, case):
-    batch, length, c, k, layout = case
+@pytest.mark.parametrize("case", SIMT_CASES, ids=case_id)
+def test_emulated_simt_kernel_matches_ref(emulator, case):
+    dtype, (batch, length, c, k, layout) = case
     check_op(emulated_lsr_block(emulator, SIMT, layout), lsr_block_ref, block_args(batch, length, c, k), dtype=dtype)
