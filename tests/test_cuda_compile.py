@@ -2,11 +2,12 @@
 
 1. Every csrc/cuda/*.cu compiles with plain nvcc for sm_75, 80, 86, 89 and 90 (one nvcc call per file,
    all archs as -gencode), warnings as errors, with the macros torch's extension build adds.
-2. CMake configures and builds the kernel library (sm_80), its torch-free GPU self-test (run when
-   there is a GPU) and the Python extension from
+2. CMake configures and builds the kernel library (sm_80), its torch-free GPU self-test and the
+   Python extension from
    csrc/cuda_bindings.cpp against the installed torch (a CPU torch is enough: the bindings take the
    stream from Python, so they need only torch/extension.h and cuda_runtime_api.h), warnings as errors;
    the built module then loads in a fresh interpreter and registers torch.ops.umsnet_fast.lsr_block_cuda.
+3. On a GPU only (@pytest.mark.cuda): the self-test, built with nvcc for that GPU, passes.
 Takes about 3 to 4 minutes on 2 busy cores.
 """
 from __future__ import annotations
@@ -75,12 +76,20 @@ def test_cmake_builds_kernel_library_and_extension(tmp_path):
         print(m.lsr_block_path("bfloat16"))
     """)
     out = run([sys.executable, "-c", check], "loading the CMake-built extension")
-    selftest = build / "umsnet_fast_lsr_block_selftest"
-    assert selftest.exists(), log
-    if torch_sees_gpu():  # the torch-free self-test of the kernels against a float64 CPU reference
-        run([str(selftest)], "umsnet_fast_lsr_block_selftest")
-    else:
+    assert (build / "umsnet_fast_lsr_block_selftest").exists(), log
+    if not torch_sees_gpu():
         assert "no CUDA device" in out, out
+
+
+@pytest.mark.cuda
+def test_selftest_passes_on_this_gpu(tmp_path):
+    """The torch-free self-test (csrc/selftest) built with plain nvcc for this GPU, run: every dtype,
+    both kernel paths, against a float64 CPU reference."""
+    exe = tmp_path / "lsr_block_selftest"
+    run([NVCC, "-O3", "-std=c++17", "-arch=native", f"-I{ROOT / 'csrc' / 'cuda'}",
+         str(ROOT / "csrc" / "selftest" / "lsr_block_selftest.cu"), *map(str, CU_SOURCES), "-o", str(exe)],
+        "nvcc lsr_block_selftest")
+    print(run([str(exe)], "lsr_block_selftest"))
 
 
 def torch_sees_gpu() -> bool:
