@@ -1,7 +1,8 @@
 """The `cuda` backend: the CUDA C++ extension (csrc/cuda, umsnet_fast._cuda) for the LSR blocks.
 
-The LSR blocks (all but a handful of the model's multiply-adds) run the fused kernel
-`torch.ops.umsnet_fast.lsr_block_cuda`; the remaining ops are the reference ones. fp32 computes in
+Every LSR block (sensor and fusion modules) runs as one fused kernel,
+`torch.ops.umsnet_fast.lsr_block_cuda`; the other ops (stems, downsamples, the Transformer) are the
+reference ones. fp32 computes in
 true fp32 (no TF32); fp16 / bf16 run on tensor cores with fp32 accumulation (bf16 on sm_80+; on
 sm_75 bf16 runs the fp32-compute path of the same kernel).
 """
