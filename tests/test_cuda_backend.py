@@ -1,0 +1,204 @@
+"""The `cuda` backend: the fused LSR block kernel (csrc/cuda) against lsr_block_ref, the whole model
+on it, and, on any machine, the Python side (availability reasons, `auto`, explicit selection).
+
+The `@pytest.mark.cuda` tests need a CUDA GPU and the built extension (umsnet_fast._cuda); elsewhere
+they are skipped with the reason (tests/conftest.py).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from umsnet_fast import UMSNet, available_backends, presets
+from umsnet_fast.backends import BACKEND_NAMES
+from umsnet_fast.backends import cuda as cuda_backend
+from umsnet_fast.ops import lsr_block_ref
+from umsnet_fast.reference import UMSNet as ReferenceUMSNet
+from umsnet_fast.testing import check_model, check_op, randomize_
+
+from lsr_block_cases import block_args, relayout
+
+DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
+
+
+def cuda_unavailable_reason() -> str | None:
+    return available_backends()["cuda"].reason
+
+
+needs_backend = pytest.mark.skipif(cuda_unavailable_reason() is not None and torch.cuda.is_available(),
+                                   reason=f"cuda backend unavailable: {cuda_unavailable_reason()}")
+
+
+def kernel_with_layout(layout: str, **kwargs):
+    """lsr_block with x re-laid out after check_op's cast (which makes it contiguous)."""
+    def run(x, *rest):
+        xr = relayout(x, layout)
+        assert layout == "contiguous" or not xr.is_contiguous()
+        return cuda_backend.lsr_block(xr, *rest, **kwargs)
+    return run
+
+
+# ----------------------------------------------------------------------------- the kernel, on a GPU
+
+# (batch, length, C): widths not powers of 2 (24, 48, 100), UMSNet's (16, 32, 64, 128), length 1,
+# odd lengths, and enough rows (37 * 25) for many tiles with a ragged last one.
+BLOCK_SHAPES = [(2, 8, 16), (3, 25, 24), (1, 1, 48), (2, 7, 64), (37, 25, 100), (4, 3, 128), (5, 12, 32), (1, 9, 1)]
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BLOCK_SHAPES, ids=str)
+def test_lsr_block_matches_ref(dtype, shape):
+    out = check_op(cuda_backend.lsr_block, lsr_block_ref, block_args(*shape), dtype=dtype, device="cuda")
+    assert out.is_contiguous() and out.dtype == dtype
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["transposed", "strided"])
+@pytest.mark.parametrize("shape", [(3, 11, 40), (2, 25, 128)], ids=str)
+def test_lsr_block_non_contiguous_input(dtype, layout, shape):
+    check_op(kernel_with_layout(layout), lsr_block_ref, block_args(*shape), dtype=dtype, device="cuda")
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("dtype", [DTYPES[1], DTYPES[2]])
+@pytest.mark.parametrize("shape", [(2, 9, 24), (3, 25, 128)], ids=str)
+def test_lsr_block_simt_path_for_half_types(dtype, shape):
+    # The fp32-compute path that bf16 takes on sm_75, exercised on whatever GPU runs the tests.
+    check_op(kernel_with_layout("contiguous", tensor_cores=False), lsr_block_ref, block_args(*shape),
+             dtype=dtype, device="cuda")
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("k", [1, 5])
+def test_lsr_block_other_kernel_sizes(k):
+    check_op(cuda_backend.lsr_block, lsr_block_ref, block_args(3, 10, 36, k=k), dtype=torch.float32, device="cuda")
+
+
+@pytest.mark.cuda
+@needs_backend
+def test_lsr_block_wider_than_kernel_runs_reference():
+    check_op(cuda_backend.lsr_block, lsr_block_ref, block_args(2, 5, 136), dtype=torch.float32, device="cuda")
+
+
+@pytest.mark.cuda
+@needs_backend
+def test_lsr_block_empty_batch():
+    args = [a.to("cuda", torch.float32) if isinstance(a, torch.Tensor) else a for a in block_args(1, 4, 16)]
+    out = cuda_backend.lsr_block(args[0][:0], *args[1:])
+    assert out.shape == (0, 4, 16)
+
+
+@pytest.mark.cuda
+@needs_backend
+def test_lsr_block_bad_input_names_shapes():
+    x, dw, lnw, lnb, w1, b1, w2, b2, gamma, eps = [
+        a.to("cuda", torch.float32) if isinstance(a, torch.Tensor) else a for a in block_args(2, 5, 16)]
+    with pytest.raises(RuntimeError, match=r"w2 must have shape \[16, 64\].*got \[64, 16\]"):
+        cuda_backend.lsr_block(x, dw, lnw, lnb, w1, b1, w2.t().contiguous(), b2, gamma, eps)
+    with pytest.raises(TypeError, match="gamma must have x's dtype"):
+        cuda_backend.lsr_block(x, dw, lnw, lnb, w1, b1, w2, b2, gamma.half(), eps)
+    with pytest.raises(RuntimeError, match="must be on x's device"):
+        cuda_backend.lsr_block(x, dw, lnw, lnb, w1, b1, w2, b2, gamma.cpu(), eps)
+    with pytest.raises(RuntimeError, match="kernel size k must be odd"):
+        cuda_backend.lsr_block(x, torch.zeros(16, 2, device="cuda"), lnw, lnb, w1, b1, w2, b2, gamma, eps)
+    with pytest.raises(RuntimeError, match=r"x must be \(batch, length, C\)"):
+        cuda_backend.lsr_block(x[0], dw, lnw, lnb, w1, b1, w2, b2, gamma, eps)
+    with pytest.raises(ValueError, match="must be on a CUDA device"):
+        cuda_backend.lsr_block(x.cpu(), dw, lnw, lnb, w1, b1, w2, b2, gamma, eps)
+
+
+@pytest.mark.cuda
+@needs_backend
+def test_lsr_block_path_names():
+    ext = cuda_backend._extension()
+    major, _ = torch.cuda.get_device_capability()
+    assert ext.lsr_block_path("float32") == "simt-fp32"
+    assert ext.lsr_block_path("float16") == ("mma.m16n8k16" if major >= 8 else "mma.m16n8k8")
+    assert ext.lsr_block_path("bfloat16") == ("mma.m16n8k16" if major >= 8 else "simt-fp32")
+
+
+# ----------------------------------------------------------------------------- the model, on a GPU
+
+MODEL_CASES = [
+    pytest.param(dict(variant="A"), 2, 4, id="hhar-A"),
+    pytest.param(dict(variant="A", dims=(12, 24, 40, 100), fusion_dims=(20, 36, 52, 136)), 1, 1, id="odd-widths-K1"),
+]
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs,batch,k", MODEL_CASES)
+def test_model_on_cuda_backend(dtype, kwargs, batch, k):
+    p = presets.HHAR
+    ref = randomize_(ReferenceUMSNet(p.sensors, p.num_classes, k, **kwargs), seed=3).eval()
+    fast = UMSNet.from_reference(ref, backend="cuda")
+    xs = p.example_inputs(batch, k, generator=torch.Generator().manual_seed(4))
+    out = check_model(fast, ref, xs, dtype=dtype, device="cuda")
+    assert out.shape == (batch, p.num_classes)
+
+
+@pytest.mark.cuda
+@needs_backend
+def test_auto_picks_cuda_on_gpu_and_cuda_rejects_cpu_input():
+    p = presets.HHAR
+    model = UMSNet(p.sensors, p.num_classes, 2)
+    infos = available_backends()
+    ahead = [n for n in BACKEND_NAMES[:BACKEND_NAMES.index("cuda")] if infos[n].available]  # preferred to cuda
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        assert model.active_backend("cuda", dtype) in (*ahead, "cuda")
+    model.backend = "cuda"
+    with pytest.raises(ValueError, match="backend 'cuda' cannot run this input"):
+        model.eval()(p.example_inputs(1, 2))
+
+
+# ----------------------------------------------------------------------------- the Python side, anywhere
+
+def test_available_backends_says_why_cuda_is_unavailable():
+    info = available_backends()["cuda"]
+    assert info.device_types == ("cuda",)
+    assert info.dtypes == (torch.float32, torch.float16, torch.bfloat16)
+    if info.available:
+        pytest.skip("the cuda backend is available here")
+    assert info.reason and ("CUDA" in info.reason or "umsnet_fast._cuda" in info.reason), info.reason
+    if not torch.cuda.is_available():
+        assert "CUDA" in info.reason  # the missing GPU / CUDA torch is named, not only the extension
+
+
+def test_auto_on_cpu_never_picks_cuda():
+    p = presets.HHAR
+    model = randomize_(UMSNet(p.sensors, p.num_classes, 2)).eval()
+    assert model.active_backend("cpu", torch.float32) != "cuda"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model(p.example_inputs(1, 2))
+    assert out.shape == (1, p.num_classes)
+    # `auto` on CPU does not even consider cuda: no "cuda unavailable, falling back" warning
+    assert not [w for w in caught if "'cuda'" in str(w.message)], [str(w.message) for w in caught]
+
+
+@pytest.mark.skipif(cuda_unavailable_reason() is None, reason="the cuda backend is available here")
+def test_explicit_cuda_backend_fails_with_the_reason():
+    p = presets.HHAR
+    reason = cuda_unavailable_reason()
+    with pytest.raises(RuntimeError, match="backend 'cuda' is unavailable") as e:
+        UMSNet(p.sensors, p.num_classes, 2, backend="cuda")
+    assert reason in str(e.value)
+    model = UMSNet(p.sensors, p.num_classes, 2)
+    with pytest.raises(RuntimeError, match="backend 'cuda' is unavailable"):
+        model.backend = "cuda"
+    assert model.backend == "auto"
+
+
+@pytest.mark.skipif(cuda_backend.load_extension("_cuda")[0] is not None, reason="the extension is built here")
+def test_lsr_block_without_extension_says_why():
+    with pytest.raises(RuntimeError, match="CUDA backend is unavailable: .*umsnet_fast._cuda"):
+        cuda_backend.lsr_block(*block_args(1, 4, 16))
