@@ -7,6 +7,8 @@ out: (batch, length // s, C_out).
 """
 from __future__ import annotations
 
+from typing import Optional  # custom_op schemas: spelled Optional[...] for every supported torch
+
 import torch
 
 from umsnet_fast.ops import downsample_ref
@@ -24,7 +26,7 @@ def downsample(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride
 
 @torch.library.custom_op("umsnet_fast::triton_downsample", mutates_args=())
 def downsample_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
-                  allow_tf32: bool | None = None) -> torch.Tensor:
+                  allow_tf32: Optional[bool] = None) -> torch.Tensor:
     """The op (visible to torch.compile / CUDA graphs); same signature as downsample_ref."""
     return downsample(x, weight, bias, stride, allow_tf32=allow_tf32)
 

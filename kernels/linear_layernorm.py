@@ -10,6 +10,8 @@ The kernel is a GEMM whose A rows are gathered: output row (n, l) reads S neighb
 """
 from __future__ import annotations
 
+from typing import Optional  # custom_op schemas: spelled Optional[...] for every supported torch
+
 import torch
 import triton
 import triton.language as tl
@@ -120,7 +122,8 @@ def linear_layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
 
 @torch.library.custom_op("umsnet_fast::triton_linear_layernorm", mutates_args=())
 def linear_layernorm_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, ln_weight: torch.Tensor,
-                        ln_bias: torch.Tensor, eps: float = 1e-6, allow_tf32: bool | None = None) -> torch.Tensor:
+                        ln_bias: torch.Tensor, eps: float = 1e-6,
+                        allow_tf32: Optional[bool] = None) -> torch.Tensor:
     """The op (visible to torch.compile / CUDA graphs); same signature as linear_layernorm_ref."""
     return linear_layernorm(x, weight, bias, ln_weight, ln_bias, eps, allow_tf32=allow_tf32)
 

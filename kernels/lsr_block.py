@@ -13,6 +13,8 @@ shape (after each kernel's own autotuning) and remembers the winner.
 """
 from __future__ import annotations
 
+from typing import Optional  # custom_op schemas: spelled Optional[...] for every supported torch
+
 import torch
 import triton
 import triton.language as tl
@@ -144,7 +146,7 @@ def lsr_block(x: torch.Tensor, dw_weight: torch.Tensor, ln_weight: torch.Tensor,
 @torch.library.custom_op("umsnet_fast::triton_lsr_block", mutates_args=())
 def lsr_block_op(x: torch.Tensor, dw_weight: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor,
                  w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, gamma: torch.Tensor,
-                 eps: float = 1e-6, mode: str = "auto", allow_tf32: bool | None = None) -> torch.Tensor:
+                 eps: float = 1e-6, mode: str = "auto", allow_tf32: Optional[bool] = None) -> torch.Tensor:
     """The op (visible to torch.compile / CUDA graphs); same leading signature as lsr_block_ref."""
     return lsr_block(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps, mode=mode,
                      allow_tf32=allow_tf32)

@@ -9,6 +9,8 @@ straight into the second tl.dot, so the (..., H) activation never reaches global
 """
 from __future__ import annotations
 
+from typing import Optional  # custom_op schemas: spelled Optional[...] for every supported torch
+
 import torch
 import triton
 import triton.language as tl
@@ -149,8 +151,8 @@ def mlp_residual(h: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.
 
 @torch.library.custom_op("umsnet_fast::triton_mlp_residual", mutates_args=())
 def mlp_residual_op(h: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
-                    gamma: torch.Tensor | None, residual: torch.Tensor,
-                    allow_tf32: bool | None = None) -> torch.Tensor:
+                    gamma: Optional[torch.Tensor], residual: torch.Tensor,
+                    allow_tf32: Optional[bool] = None) -> torch.Tensor:
     """The op (visible to torch.compile / CUDA graphs); same signature as mlp_residual_ref."""
     return mlp_residual(h, w1, b1, w2, b2, gamma, residual, allow_tf32=allow_tf32)
 
