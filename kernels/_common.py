@@ -52,6 +52,14 @@ def dot(a, b, acc, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
+def row_tile(M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's BLOCK_M rows of M and all BLOCK_C lanes of C: (rows, row_mask, cols, col_mask)."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_C)
+    return rows, rows < M, cols, cols < C
+
+
+@triton.jit
 def layernorm_rows(y, col_mask, C, lnw_ptr, lnb_ptr, cols, eps):
     """LayerNorm over axis 1 of an fp32 tile y [BLOCK_M, BLOCK_C] whose lanes beyond C are 0.
 
@@ -118,3 +126,19 @@ def autotune_configs(options: list[dict], interpret: dict) -> list[triton.Config
         warps, stages = o.pop("num_warps", 4), o.pop("num_stages", 2)
         out.append(triton.Config(o, num_warps=warps, num_stages=stages))
     return out
+
+
+def prune_by_footprint(budget_bytes: int = 100 * 1024):
+    """triton.autotune's prune_configs_by for the row-tile MLP kernels: drop configs whose tiles (the
+    h rows [BLOCK_M, BLOCK_C] and one w1 and one w2 chunk [BLOCK_C, BLOCK_H]) exceed budget_bytes, a
+    proxy for shared memory and registers (it keeps the fp32 C = 256 tiles within what sm_80/sm_90
+    can hold and out of slow-to-compile spills); the smallest config always stays."""
+    def footprint(config, block_c, elem):
+        return elem * block_c * (config.kwargs["BLOCK_M"] + 2 * config.kwargs["BLOCK_H"])
+
+    def prune(configs, named_args, **kwargs):
+        block_c = kwargs.get("BLOCK_C") or block_size(named_args["C"], MIN_DOT)
+        elem = named_args["w1_ptr"].element_size()
+        fits = [c for c in configs if footprint(c, block_c, elem) <= budget_bytes]
+        return fits or [min(configs, key=lambda c: footprint(c, block_c, elem))]
+    return {"early_config_prune": prune}

@@ -15,7 +15,7 @@ import triton.language as tl
 
 from umsnet_fast.ops import dwconv_layernorm_ref
 
-from ._common import INTERPRET, block_size, check_tensor, gelu, layernorm_rows
+from ._common import INTERPRET, block_size, check_tensor, gelu, layernorm_rows, row_tile
 
 __all__ = ["dwconv_layernorm", "dwconv_layernorm_op", "dwconv_layernorm_ref"]
 
@@ -71,10 +71,7 @@ def _dwconv_layernorm_kernel(
     BLOCK_M: tl.constexpr,   # rows per program
     BLOCK_C: tl.constexpr,   # power of 2 >= C
 ):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_C)
-    row_mask = rows < M
-    col_mask = cols < C
+    rows, row_mask, cols, col_mask = row_tile(M, C, BLOCK_M, BLOCK_C)
     y = dwconv_ln_tile(x_ptr, dw_ptr, lnw_ptr, lnb_ptr, rows, row_mask, cols, col_mask, L, C,
                        stride_xn, stride_xl, stride_xc, stride_dwc, stride_dwk, eps, KSIZE, BLOCK_M, BLOCK_C)
     if APPLY_GELU:

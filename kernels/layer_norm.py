@@ -11,7 +11,7 @@ import triton.language as tl
 
 from umsnet_fast.ops import layer_norm_ref
 
-from ._common import INTERPRET, block_size, check_tensor, layernorm_rows
+from ._common import INTERPRET, block_size, check_tensor, layernorm_rows, row_tile
 
 __all__ = ["layer_norm", "layer_norm_op", "layer_norm_ref", "MAX_C"]
 
@@ -30,11 +30,9 @@ def _layer_norm_kernel(
     BLOCK_M: tl.constexpr,  # rows per program
     BLOCK_C: tl.constexpr,  # power of 2 >= C
 ):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_C)
+    rows, row_mask, cols, col_mask = row_tile(M, C, BLOCK_M, BLOCK_C)
     rows64 = rows.to(tl.int64)
-    col_mask = cols < C
-    mask = (rows < M)[:, None] & col_mask[None, :]
+    mask = row_mask[:, None] & col_mask[None, :]
     x = tl.load(x_ptr + rows64[:, None] * stride_xm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     y = layernorm_rows(x, col_mask, C, w_ptr, b_ptr, cols, eps)
     tl.store(out_ptr + rows64[:, None] * C + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)

@@ -21,7 +21,8 @@ import triton.language as tl
 
 from umsnet_fast.ops import lsr_block_ref
 
-from ._common import INTERPRET, MIN_DOT, autotune_configs, block_size, dot_precision
+from ._common import (INTERPRET, MIN_DOT, autotune_configs, block_size, dot_precision, prune_by_footprint,
+                      row_tile)
 from .dwconv_layernorm import check_dwconv_args, dwconv_layernorm, dwconv_ln_tile
 from .mlp_residual import check_mlp_weights, mlp_epilogue, mlp_residual, mlp_tile
 
@@ -35,7 +36,7 @@ LSR_CONFIGS = autotune_configs(
     interpret=dict(BLOCK_M=64, BLOCK_H=64))
 
 
-@triton.autotune(configs=LSR_CONFIGS, key=["M", "L", "C", "H"])
+@triton.autotune(configs=LSR_CONFIGS, key=["M", "L", "C", "H"], prune_configs_by=prune_by_footprint())
 @triton.jit
 def _lsr_block_kernel(
     x_ptr,        # x (batch, length, C), any strides; also the residual
@@ -60,10 +61,7 @@ def _lsr_block_kernel(
     BLOCK_M: tl.constexpr,        # rows per program (autotuned, >= 16)
     BLOCK_H: tl.constexpr,        # hidden chunk (autotuned, >= 16)
 ):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_C)
-    row_mask = rows < M
-    col_mask = cols < C
+    rows, row_mask, cols, col_mask = row_tile(M, C, BLOCK_M, BLOCK_C)
     h = dwconv_ln_tile(x_ptr, dw_ptr, lnw_ptr, lnb_ptr, rows, row_mask, cols, col_mask, L, C,
                        stride_xn, stride_xl, stride_xc, stride_dwc, stride_dwk, eps, KSIZE, BLOCK_M, BLOCK_C)
     # Round the normalised rows to the weights' dtype, as the two-kernel form does when it stores them.

@@ -17,7 +17,8 @@ import triton.language as tl
 
 from umsnet_fast.ops import mlp_residual_ref
 
-from ._common import MIN_DOT, autotune_configs, block_size, check_tensor, dot, dot_precision, gelu
+from ._common import (MIN_DOT, autotune_configs, block_size, check_tensor, dot, dot_precision, gelu,
+                      prune_by_footprint, row_tile)
 
 __all__ = ["mlp_residual", "mlp_residual_op", "mlp_residual_ref", "MAX_C"]
 
@@ -70,7 +71,7 @@ def mlp_epilogue(acc, b2_ptr, gamma_ptr, res, cols, col_mask, HAS_GAMMA: tl.cons
     return res.to(tl.float32) + y
 
 
-@triton.autotune(configs=MLP_CONFIGS, key=["M", "C", "H"])
+@triton.autotune(configs=MLP_CONFIGS, key=["M", "C", "H"], prune_configs_by=prune_by_footprint())
 @triton.jit
 def _mlp_residual_kernel(
     h_ptr,        # h (M, C), any strides
@@ -92,10 +93,7 @@ def _mlp_residual_kernel(
     BLOCK_M: tl.constexpr,        # rows per program (autotuned, >= 16)
     BLOCK_H: tl.constexpr,        # hidden chunk (autotuned, >= 16)
 ):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_C)
-    row_mask = rows < M
-    col_mask = cols < C
+    rows, row_mask, cols, col_mask = row_tile(M, C, BLOCK_M, BLOCK_C)
     mask = row_mask[:, None] & col_mask[None, :]
     rows64 = rows.to(tl.int64)
     h = tl.load(h_ptr + rows64[:, None] * stride_hm + cols[None, :] * stride_hc, mask=mask, other=0.0)

@@ -6,6 +6,10 @@ TRITON_INTERPRET=1 before triton is imported); on a GPU the same tests run on CU
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn as nn
@@ -274,3 +278,28 @@ def test_transformer_mlp_and_fusion_stem_cuda(dtype):
     check_op(linear_layernorm.linear_layernorm_op, linear_layernorm.linear_layernorm_ref,
              (x, stem.conv.weight[:, :, 0].detach(), stem.conv.bias.detach(), stem.norm.weight.detach(),
               stem.norm.bias.detach(), stem.norm.eps), dtype=dtype, device="cuda")
+
+
+def test_autotune_pruning_keeps_tiles_within_budget():
+    """On GPUs the MLP/LSR autotuners drop configs whose tiles exceed ~100 KB (fp32 at C = 256 would
+    need up to 213 KB of shared memory); the smallest config always stays, even at C = MAX_C fp32."""
+    import triton
+
+    configs = [triton.Config(dict(BLOCK_M=m, BLOCK_H=h)) for m, h in ((16, 32), (64, 32), (32, 64), (128, 32))]
+    prune = _common.prune_by_footprint()["early_config_prune"]
+    kept = lambda c, dtype: [(k.kwargs["BLOCK_M"], k.kwargs["BLOCK_H"])  # noqa: E731
+                             for k in prune(configs, {"C": c, "w1_ptr": torch.empty(0, dtype=dtype)})]
+    assert kept(256, torch.float32) == [(16, 32)]
+    assert kept(256, torch.bfloat16) == [(16, 32), (64, 32), (32, 64), (128, 32)]
+    assert kept(128, torch.float32) == [(16, 32), (64, 32), (32, 64), (128, 32)]
+    assert kept(512, torch.float32) == [(16, 32)]
+
+
+def test_every_kernel_compiles_for_sm90():
+    """The interpreter accepts what a GPU compiler may reject (tl.dot shapes, constexpr use): compile
+    each kernel for sm_90 with triton.compile + ptxas, no GPU needed (kernels/aot_check.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    out = subprocess.run([sys.executable, "-m", "umsnet_fast.kernels.aot_check", "--arch", "90", "--dtype", "fp32",
+                          "bf16"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.rstrip().endswith("0 failed"), out.stdout[-3000:] + out.stderr[-3000:]
