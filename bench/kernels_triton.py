@@ -108,6 +108,7 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET") == "1":
         sys.exit("kernels_triton: TRITON_INTERPRET=1 is set; unset it, interpreter timings mean nothing")
     import triton
+    import triton.testing
     from rich.console import Console
     from rich.table import Table
 

@@ -17,6 +17,7 @@ from typing import Optional  # custom_op schemas: spelled Optional[...] for ever
 
 import torch
 import triton
+import triton.testing  # do_bench, for the fused/split choice
 import triton.language as tl
 
 from umsnet_fast.ops import lsr_block_ref
