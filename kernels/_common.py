@@ -25,6 +25,16 @@ def _probe():
 # numpy interpreter, slowly, for testing.
 INTERPRET: bool = type(_probe).__name__ == "InterpretedFunction"
 
+
+
+def runnable_device() -> str | None:
+    """Where these kernels run in this process: "cpu" under the interpreter, else "cuda" when a GPU is
+    visible, else None."""
+    if INTERPRET:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else None
+
+
 TF32_ENV = "UMSNET_FAST_ALLOW_TF32"
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MIN_DOT = 16  # tl.dot needs M, N, K >= 16 on NVIDIA GPUs (the interpreter accepts less: never rely on it)

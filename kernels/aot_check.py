@@ -41,7 +41,8 @@ def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
                 HAS_GAMMA=c == 128, DOT_PRECISION=prec, BLOCK_C=c, **kw), warps, stages
     for kw, warps, stages in configs(lsr._lsr_block_kernel):
         for c in (16, 128):
-            yield "lsr_block", lsr._lsr_block_kernel.fn, dict(KSIZE=3, DOT_PRECISION=prec, BLOCK_C=c, **kw), warps, stages
+            yield "lsr_block", lsr._lsr_block_kernel.fn, dict(
+                KSIZE=3, DOT_PRECISION=prec, BLOCK_C=c, **kw), warps, stages
     for kw, warps, stages in configs(lin._tap_linear_kernel):
         yield "linear_layernorm", lin._tap_linear_kernel.fn, dict(
             HAS_LN=True, DOT_PRECISION=prec, BLOCK_N=16, **kw), warps, stages

@@ -37,16 +37,13 @@ CONFIGS = {
 
 
 def device_under_test() -> str:
-    if _common.INTERPRET:
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    pytest.skip("needs a CUDA GPU or TRITON_INTERPRET=1 set before triton is imported")
+    return _common.runnable_device() or pytest.skip("needs a CUDA GPU, or TRITON_INTERPRET=1 set before "
+                                                    "triton is imported")
 
 
 def test_registered_before_reference():
     assert BACKEND_NAMES.index("triton") < BACKEND_NAMES.index("reference")
-    b = get_backend("triton") if (_common.INTERPRET or torch.cuda.is_available()) else None
+    b = get_backend("triton") if _common.runnable_device() else None
     if b is not None:
         assert b.auto_device_types == ("cuda",)
         assert set(b.ops().overridden) >= {"linear_layernorm", "lsr_block", "downsample", "layer_norm",

@@ -166,11 +166,8 @@ def test_layer_norm(device, dtype, shape, layout):
 
 
 def _test_device() -> str:
-    if _common.INTERPRET:
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    pytest.skip("needs a CUDA GPU or TRITON_INTERPRET=1")
+    return _common.runnable_device() or pytest.skip("needs a CUDA GPU, or TRITON_INTERPRET=1 set before "
+                                                    "triton is imported")
 
 
 def test_empty_batch():

@@ -69,7 +69,7 @@ class TritonBackend(Backend):
             common = _kernels()[0]
         except Exception as e:  # ImportError, or a broken triton install failing at import
             return f"triton is not importable ({type(e).__name__}: {e}); pip install 'umsnet-fast[triton]'"
-        if common.INTERPRET or torch.cuda.is_available():
+        if common.runnable_device() is not None:
             return None
         return f"no CUDA GPU; {_INTERPRET_HINT}"
 
