@@ -1,7 +1,13 @@
+import os
 import random
 
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    # Without a GPU the Triton kernels run on CPU tensors through Triton's interpreter; it must be on
+    # before umsnet_fast.kernels (triton.jit) is imported. It changes nothing for code without Triton.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from umsnet_fast.testing import randomize_
 

@@ -19,6 +19,7 @@ __all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "ava
 # name -> module defining BACKEND. The order is `auto`'s preference (fastest first); reference stays last.
 _BACKEND_MODULES = {
     "cuda": "umsnet_fast.backends.cuda",
+    "triton": "umsnet_fast.backends.triton",
     "reference": "umsnet_fast.backends.reference",
 }
 BACKEND_NAMES = tuple(_BACKEND_MODULES)
