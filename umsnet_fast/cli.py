@@ -11,6 +11,7 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS = {
     "info": ("umsnet_fast.info", "model size and cost beside the paper's figures; backends available here"),
+    "bench": ("umsnet_fast.bench_cli", "latency and throughput: eager reference vs the fast model vs torch.compile / ONNX Runtime"),
 }
 
 

@@ -1,0 +1,196 @@
+"""Results of a benchmark run: machine and versions, the JSON file, the table and the plot."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+__all__ = ["machine_info", "load_average", "versions", "git_commit", "results_stem", "write_json", "make_table", "plot"]
+
+SCHEMA = "umsnet-fast-bench/1"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: a loaded machine makes every number slower and noisier."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine_info(device: torch.device, threads: int) -> dict:
+    info = {"device": device.type, "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "threads": threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": load_average(),
+            "platform": platform.platform(), "python": platform.python_version()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    multiprocessors=props.multi_processor_count,
+                    capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda)
+    else:
+        info["name"] = info["cpu"]
+    return info
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+        return version(module)
+    except Exception:  # noqa: BLE001 - not installed
+        return None
+
+
+def versions() -> dict:
+    import umsnet_fast
+    return {"torch": torch.__version__, "triton": _version("triton"), "onnxruntime": _version("onnxruntime"),
+            "onnx": _version("onnx"), "onnxscript": _version("onnxscript"), "numpy": _version("numpy"),
+            "umsnet_fast": umsnet_fast.__version__}
+
+
+def git_commit() -> str:
+    """Short commit of the checkout umsnet_fast runs from, '+dirty' if tracked files changed; 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "device"
+
+
+def results_stem(machine: dict, when: _dt.datetime, commit: str) -> str:
+    """<device-slug>-<date>-<short commit>, e.g. nvidia-h100-80gb-hbm3-20261127-0612-1a2b3c4."""
+    name = machine["name"] if machine["device"] == "cuda" else f"cpu-{machine['name']}"
+    return f"{_slug(name)}-{when.strftime('%Y%m%d-%H%M%S')}-{_slug(commit.replace('+', '-'), 20)}"
+
+
+def write_json(doc: dict, path: Path) -> None:
+    """Write atomically, so a run killed mid-way leaves the last complete snapshot."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+# -- table ----------------------------------------------------------------------------------------
+def _ratio(r: dict) -> str:
+    x = r.get("speedup_vs_eager")
+    return "" if x is None else f" [bold]{x:.2f}x[/]"
+
+
+def _cell(r: dict | None, latency: bool) -> str:
+    if r is None:
+        return ""
+    if r["status"] != "ok":
+        return f"[red]{r['status']}[/]" if r["status"] == "failed" else "[dim]skipped[/]"
+    if latency:
+        return f"{r['median_ms']:.3g} / {r['p99_ms']:.3g} ms{_ratio(r)}"
+    return f"{r['throughput_per_s']:,.0f}/s{_ratio(r)}"
+
+
+def make_table(doc: dict) -> Table:
+    """Engines x (dtype, batch): batch 1 median / p99 latency, larger batches samples per second; the
+    ratio to eager at the same dtype and batch (speed-up: higher is better)."""
+    cfg, machine = doc["config"], doc["machine"]
+    rows = doc["results"]
+    batches = cfg["batch_sizes"]
+    load = machine.get("load_average")
+    title = (f"UMSNet-{cfg['variant']} {cfg['preset'].upper()} K={cfg['slices']} on {machine['name']} "
+             f"({machine['threads']} threads{f', load {load[0]:g}' if load else ''}) - {doc['date'][:16]} "
+             f"{doc['commit']}")
+    table = Table(title=title, caption="batch 1: median / p99 latency; larger batches: samples per second; "
+                                       "[bold]Nx[/] = speed-up over eager at the same dtype and batch")
+    table.add_column("engine")
+    table.add_column("dtype")
+    for b in batches:
+        table.add_column(f"batch {b}" + (" latency" if b == 1 else " throughput"), justify="right")
+    seen = []
+    for r in rows:
+        key = (r["engine"], r["dtype"])
+        if key not in seen:
+            seen.append(key)
+    for engine, dtype in seen:
+        by_batch = {r["batch"]: r for r in rows if r["engine"] == engine and r["dtype"] == dtype}
+        table.add_row(engine, dtype, *[_cell(by_batch.get(b), b == 1) for b in batches])
+    return table
+
+
+def problems(doc: dict) -> list[str]:
+    """One line per failed or skipped (engine, dtype), with its reason."""
+    out, seen = [], set()
+    for r in doc["results"]:
+        key = (r["engine"], r["dtype"], r.get("reason"))
+        if r["status"] != "ok" and key not in seen:
+            seen.add(key)
+            out.append(f"{r['engine']} {r['dtype']}: {r['status']}: {r.get('reason')}")
+    return out
+
+
+# -- plot -----------------------------------------------------------------------------------------
+def plot(doc: dict, path: Path) -> None:
+    """Two panels: batch-1 latency (median, p99 whisker) and throughput against batch size."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in doc["results"] if r["status"] == "ok"]
+    series = []
+    for r in ok:
+        key = f"{r['engine']} {r['dtype']}"
+        if key not in series:
+            series.append(key)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    lat = [r for r in ok if r["batch"] == 1]
+    if lat:
+        labels = [f"{r['engine']}\n{r['dtype']}" for r in lat]
+        med = [r["median_ms"] for r in lat]
+        err = [[0] * len(lat), [r["p99_ms"] - r["median_ms"] for r in lat]]
+        ax1.barh(labels, med, xerr=err, color="tab:blue", capsize=3)
+        ax1.invert_yaxis()
+        ax1.set_xscale("log")
+        ax1.set_xlabel("batch-1 latency, ms (bar: median, whisker: p99; log scale)")
+    else:
+        ax1.text(0.5, 0.5, "no batch-1 results", ha="center", transform=ax1.transAxes)
+    for key in series:
+        pts = sorted((r["batch"], r["throughput_per_s"]) for r in ok if f"{r['engine']} {r['dtype']}" == key)
+        if pts:
+            ax2.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=key)
+    ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("batch size")
+    ax2.set_ylabel("windows per second (median)")
+    ax2.grid(True, which="both", alpha=0.3)
+    if series:
+        ax2.legend(fontsize=8)
+    cfg, machine = doc["config"], doc["machine"]
+    fig.suptitle(f"UMSNet-{cfg['variant']} {cfg['preset'].upper()} K={cfg['slices']} - {machine['name']}, "
+                 f"{machine['threads']} threads - torch {doc['versions']['torch']} - {doc['commit']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
