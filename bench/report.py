@@ -194,3 +194,65 @@ def plot(doc: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- targets (DESIGN.md section 5) ------------------------------------------------------------------
+def _ok(rows: list[dict], dtype: str, batch: int) -> dict[str, dict]:
+    return {r["engine"]: r for r in rows if r["status"] == "ok" and r["dtype"] == dtype and r["batch"] == batch}
+
+
+def _best_fast(cells: dict[str, dict], graph: bool | None = None) -> dict | None:
+    fast = [r for name, r in cells.items() if name.startswith("fast-") and name != "fast-reference"
+            and (graph is None or name.endswith("-graph") == graph)]
+    return min(fast, key=lambda r: r["median_ms"]) if fast else None
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]met[/]" if ok else "[red]not met[/]"
+
+
+def targets(doc: dict) -> list[str]:
+    """The performance targets this run can judge, one line each, with the measured figures.
+
+    The fast model on the `reference` backend is not a candidate: it is the op sequence in plain PyTorch.
+    """
+    rows, lines = doc["results"], []
+    if doc["machine"]["device"] == "cpu":
+        b1 = _ok(rows, "fp32", 1)
+        best, eager = _best_fast(b1), b1.get("eager")
+        if best and eager:
+            ratio = eager["median_ms"] / best["median_ms"]
+            lines.append(f"CPU batch-1 latency {best['engine']} {best['median_ms']:.3g} ms = eager / {ratio:.2f} "
+                         f"(target: eager / 6 or better): {_verdict(ratio >= 6)}")
+            others = [b1[n] for n in ("inductor", "onnxruntime") if n in b1]
+            if others:
+                rival = min(others, key=lambda r: r["median_ms"])
+                r2 = rival["median_ms"] / best["median_ms"]
+                lines.append(f"CPU batch-1 latency vs best of inductor/ORT ({rival['engine']} "
+                             f"{rival['median_ms']:.3g} ms): {r2:.2f}x (target: 2x): {_verdict(r2 >= 2)}")
+        b256 = _ok(rows, "fp32", 256)
+        best, eager = _best_fast(b256), b256.get("eager")
+        if best and eager:
+            r3 = best["throughput_per_s"] / eager["throughput_per_s"]
+            lines.append(f"CPU batch-256 throughput {best['engine']} {best['throughput_per_s']:,.0f}/s = "
+                         f"{r3:.2f}x eager (target: 3x): {_verdict(r3 >= 3)}")
+    else:
+        for dtype in doc["config"]["dtypes"]:
+            b1 = _ok(rows, dtype, 1)
+            best = _best_fast(b1, graph=True)
+            if best:
+                us = 1e3 * best["median_ms"]
+                lines.append(f"GPU {dtype} batch-1 latency {best['engine']} {us:.1f} us (target: 50 us or less): "
+                             f"{_verdict(us <= 50)}")
+                ro = b1.get("inductor-reduce-overhead")
+                if ro:
+                    r = ro["median_ms"] / best["median_ms"]
+                    lines.append(f"GPU {dtype} batch-1 vs inductor-reduce-overhead ({1e3 * ro['median_ms']:.1f} us): "
+                                 f"{r:.2f}x (target: 5x): {_verdict(r >= 5)}")
+        big = _ok(rows, "bf16", 4096)
+        best, ma = _best_fast(big), big.get("inductor-max-autotune")
+        if best and ma:
+            r = best["throughput_per_s"] / ma["throughput_per_s"]
+            lines.append(f"GPU bf16 batch-4096 throughput {best['engine']} {best['throughput_per_s']:,.0f}/s = "
+                         f"{r:.2f}x inductor-max-autotune (target: 2x): {_verdict(r >= 2)}")
+    return lines

@@ -7,6 +7,7 @@ run that is stopped part-way leaves what it measured (`"complete": false`).
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -81,7 +82,7 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
     json_path = out_dir / f"{stem}.json"
 
     engines = select_engines(all_engines(device), list(cfg.engines) if cfg.engines else None)
-    config = asdict(cfg)
+    config = json.loads(json.dumps(asdict(cfg)))  # tuples as lists: the document equals its JSON
     config["engines"] = [e.name for e in engines]
     doc = {
         "schema": report.SCHEMA, "complete": False, "date": started.isoformat(timespec="seconds"),

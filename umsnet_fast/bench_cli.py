@@ -3,8 +3,10 @@ torch.compile and ONNX Runtime (CPU) or captured graphs (CUDA), in one process; 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -57,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-per-cell", type=float, default=None, metavar="S",
                    help="seconds of timed calls per engine and batch size (default 3, --quick 0.05)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    p.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
 
 
 def build_config(args: argparse.Namespace):
@@ -112,9 +115,27 @@ def _passive_openmp() -> None:
     os.execve(sys.executable, [sys.executable, "-m", "umsnet_fast", *sys.argv[1:]], env)
 
 
+def show(doc: dict, console: Console) -> None:
+    """Failures and skips, engine notes, the table, then the targets the run can judge."""
+    from umsnet_fast.bench import report
+
+    for line in report.problems(doc):
+        console.print(f"[yellow]{line}[/]", highlight=False)
+    for engine, note in doc["notes"].items():
+        console.print(f"[dim]{engine}: {note}[/]", highlight=False)
+    if not doc.get("complete"):
+        console.print("[red]incomplete run: the results below are what was measured before it stopped[/]")
+    console.print(report.make_table(doc))
+    for line in report.targets(doc):
+        console.print(line, highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from umsnet_fast.bench import report, runner
 
+    if args.show:
+        show(json.loads(Path(args.show).read_text()), Console())
+        return 0
     cfg = build_config(args)
     if cfg.device == "cpu":
         _passive_openmp()
@@ -139,10 +160,6 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - the numbers matter more than the picture
             err.print(f"[yellow]plot not written: {type(e).__name__}: {e}[/]")
             png = None
-    for line in report.problems(doc):
-        console.print(f"[yellow]{line}[/]")
-    for engine, note in doc["notes"].items():
-        console.print(f"[dim]{engine}: {note}[/]")
     console.print(f"results: {json_path}" + (f", plot: {png}" if png else ""))
-    console.print(report.make_table(doc))
+    show(doc, console)
     return 0
