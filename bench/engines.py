@@ -144,7 +144,7 @@ class InductorEngine(Engine):
         torch._dynamo.reset()  # a fresh cache per cell: no recompile limit, no stale graphs
         compiled = torch.compile(ctx.reference_as(dtype), mode=None if self.mode == "default" else self.mode,
                                  dynamic=False)
-        if self.mode == "reduce-overhead":
+        if self.mode != "default":  # both GPU modes replay CUDA graphs: mark each call as a new step
             def call(xs):
                 torch.compiler.cudagraph_mark_step_begin()
                 return compiled(xs)

@@ -93,11 +93,15 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
     total = len(engines) * len(cfg.dtypes) * len(cfg.batch_sizes)
     if on_plan:
         on_plan(total)
-    done = 0
 
     def tick(text: str) -> None:
         if progress:
-            progress(text, done, total)
+            progress(text, len(doc["results"]), total)
+
+    def emit(row: dict) -> None:  # one finished cell: into the document, and the document to disk
+        doc["results"].append(row)
+        doc["notes"].update(ctx.notes)
+        report.write_json(doc, json_path)
 
     with tempfile.TemporaryDirectory(prefix="umsnet-bench-") as workdir:
         ctx = BenchContext(reference, preset, cfg.slices, device, cfg.threads, workdir)
@@ -107,13 +111,7 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
             eager_out: dict[int, torch.Tensor] = {}
             eager_time: dict[int, float] = {}
             for engine in engines:
-                rows = _run_engine(engine, ctx, dtype, dtype_name, cfg, inputs, eager_out, eager_time,
-                                   lambda text: tick(text))
-                for row in rows:
-                    doc["results"].append(row)
-                    done += 1
-                doc["notes"].update(ctx.notes)
-                report.write_json(doc, json_path)
+                _run_engine(engine, ctx, dtype, dtype_name, cfg, inputs, eager_out, eager_time, tick, emit)
             ctx.release()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -126,21 +124,25 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
 
 
 def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_name: str, cfg: BenchConfig,
-                inputs: dict, eager_out: dict, eager_time: dict, tick: Callable[[str], None]) -> list[dict]:
-    """The rows of one engine at one dtype, one per batch size; failures become rows, never exceptions."""
+                inputs: dict, eager_out: dict, eager_time: dict, tick: Callable[[str], None],
+                emit: Callable[[dict], None]) -> None:
+    """Emit the rows of one engine at one dtype, one per batch size; failures become rows, never exceptions."""
     base = {"engine": engine.name, "dtype": dtype_name}
     skip = engine.skip_reason(ctx, dtype)
     if skip:
-        return [dict(base, batch=b, status="skipped", reason=skip) for b in cfg.batch_sizes]
+        for b in cfg.batch_sizes:
+            emit(dict(base, batch=b, status="skipped", reason=skip))
+        return
     tick(f"{engine.name} {dtype_name}: preparing")
     t0 = time.perf_counter()
     try:
         engine.prepare(ctx, dtype)
     except Exception as e:  # noqa: BLE001 - any failure is reported, the run goes on
         engine.finish(ctx, dtype)
-        return [dict(base, batch=b, status="failed", reason=f"prepare: {_reason(e)}") for b in cfg.batch_sizes]
+        for b in cfg.batch_sizes:
+            emit(dict(base, batch=b, status="failed", reason=f"prepare: {_reason(e)}"))
+        return
     prepare_s = time.perf_counter() - t0
-    rows = []
     for b in cfg.batch_sizes:
         latency = b == 1
         tick(f"{engine.name} {dtype_name} batch {b}: {'latency' if latency else 'throughput'}")
@@ -149,7 +151,9 @@ def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_nam
         try:
             t0 = time.perf_counter()
             fn = engine.make(ctx, dtype, b)
-            out = fn(xs)  # first call: compilation, capture, allocation
+            # First call: compilation, capture, allocation. Cloned: a CUDA-graph engine's output
+            # buffer is overwritten (and guarded) by the timed calls.
+            out = fn(xs).detach().clone()
             if ctx.device.type == "cuda":
                 torch.cuda.synchronize()
             row["setup_s"] = round(prepare_s + time.perf_counter() - t0, 3)
@@ -157,7 +161,7 @@ def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_nam
             timing = time_call(lambda: fn(xs), ctx.device,
                                cfg.latency_budget if latency else cfg.throughput_budget, latency=latency)
         except Exception as e:  # noqa: BLE001
-            rows.append(dict(row, status="failed", reason=_reason(e)))
+            emit(dict(row, status="failed", reason=_reason(e)))
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
@@ -166,9 +170,8 @@ def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_nam
         row["throughput_per_s"] = round(b / timing.median_s, 2)
         row["ms_per_sample"] = round(1e3 * timing.median_s / b, 6)
         if engine.name == "eager":
-            eager_out[b], eager_time[b] = out.detach().clone(), timing.median_s
+            eager_out[b], eager_time[b] = out, timing.median_s
         row["speedup_vs_eager"] = round(eager_time[b] / timing.median_s, 3) if b in eager_time else None
         row["max_abs_diff_vs_eager"] = _max_diff(out, eager_out.get(b))
-        rows.append(row)
+        emit(row)
     engine.finish(ctx, dtype)
-    return rows

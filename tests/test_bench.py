@@ -143,3 +143,27 @@ def test_device_check_dry_run(tmp_path):
     assert len(files) <= 8 and "summary.txt" in files and "setup.log" in files, files
     assert any(f.endswith(".json") for f in files) and any(f.endswith(".png") for f in files)
     assert "DRY RUN" in proc.stdout and "speed-up over eager" in proc.stdout.splitlines()[-1] + proc.stdout
+
+
+def _row(engine, batch, ms, dtype="fp32"):
+    return {"engine": engine, "batch": batch, "dtype": dtype, "status": "ok", "median_ms": ms,
+            "throughput_per_s": batch * 1e3 / ms}
+
+
+def test_targets_judge_the_measured_ratios():
+    cpu = {"machine": {"device": "cpu"}, "config": {"dtypes": ["fp32"]}, "results": [
+        _row("eager", 1, 10), _row("fast-cpu", 1, 1.5), _row("fast-reference", 1, 0.1), _row("inductor", 1, 8),
+        _row("onnxruntime", 1, 5), _row("eager", 256, 800), _row("fast-cpu", 256, 300),
+        dict(_row("fast-cpu", 64, 1), status="failed")]}
+    lines = report.targets(cpu)
+    assert len(lines) == 3
+    assert "fast-cpu 1.5 ms vs eager 10 ms = 6.67x (target 6x): [green]met" in lines[0]
+    assert "vs onnxruntime 5 ms = 3.33x (target 2x): [green]met" in lines[1]
+    assert "= 2.67x (target 3x): [red]not met" in lines[2]
+    gpu = {"machine": {"device": "cuda"}, "config": {"dtypes": ["bf16"]}, "results": [
+        _row("fast-triton-graph", 1, 0.06, "bf16"), _row("inductor-reduce-overhead", 1, 0.3, "bf16"),
+        _row("fast-cuda", 4096, 10, "bf16"), _row("inductor-max-autotune", 4096, 25, "bf16")]}
+    lines = report.targets(gpu)
+    assert lines[0].endswith("60.0 us (target 50 us or less): [red]not met[/]")
+    assert "= 5.00x (target 5x): [green]met" in lines[1]
+    assert "fast-cuda 409,600/s vs inductor-max-autotune 163,840/s = 2.50x" in lines[2]

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -141,17 +142,20 @@ def run(args: argparse.Namespace) -> int:
         _passive_openmp()
     console = Console()
     err = Console(stderr=True)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        task = bar.add_task("bench", total=None)
-
-        def progress(text: str, done: int, total: int) -> None:
-            bar.update(task, description=text, completed=done, total=total)
-
-        try:
-            doc, json_path = runner.run(cfg, progress=progress)
-        except ValueError as e:  # an --engines pattern that matches nothing
-            raise SystemExit(str(e)) from None
+    try:
+        if err.is_terminal:  # a live bar over engines x dtypes x batch sizes
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=False) as bar:
+                task = bar.add_task("bench", total=None)
+                doc, json_path = runner.run(
+                    cfg, progress=lambda text, done, total: bar.update(task, description=text, completed=done,
+                                                                       total=total))
+        else:  # a log file: one line per step
+            start = time.perf_counter()
+            doc, json_path = runner.run(cfg, progress=lambda text, done, total: err.print(
+                f"[{done}/{total} {time.perf_counter() - start:6.1f}s] {text}", highlight=False))
+    except ValueError as e:  # an --engines pattern that matches nothing
+        raise SystemExit(str(e)) from None
     png = None
     if cfg.plot:
         png = json_path.with_suffix(".png")
