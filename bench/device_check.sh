@@ -16,7 +16,8 @@
 #
 # The machine has no package registry: nothing is installed from the network (pip --no-index).
 # Environment knobs (defaults in brackets):
-#   PYTHON [python3]  INSTALL_TIMEOUT [150]  TEST_TIMEOUT [90]  BENCH_TIMEOUT [210] (seconds)
+#   PYTHON [python3]  INSTALL_TIMEOUT [140]  TEST_TIMEOUT [90]  BENCH_TIMEOUT [180] (seconds);
+#                     with 30 s each for the environment and `umsnet-fast info`: 470 s at the most
 #   CUDA_ARCHS [90]   BUILD_CPU [0]: also build the CPU extension
 #   BENCH_ARGS [--dtype bf16 --batch-sizes 1,4096 --time-per-cell 1]: what the GPU benchmark measures
 #   SKIP_INSTALL [0]: skip step 2 (the dry run's test uses it: it must not reinstall the package it runs)
@@ -26,7 +27,7 @@ DRY_RUN=${DRY_RUN:-0}
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "device_check.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,9 +44,9 @@ if [[ -z "${OUT:-}" ]]; then
 fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-150}
+INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-140}
 TEST_TIMEOUT=${TEST_TIMEOUT:-90}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-210}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-180}
 BENCH_ARGS=${BENCH_ARGS:---dtype bf16 --batch-sizes 1,4096 --time-per-cell 1}
 SETUP_LOG=$OUT/setup.log
 STEPS=$(mktemp)
@@ -103,7 +104,7 @@ EOF
 }
 export DRY_RUN PY OUT
 export -f env_report
-run_step "environment" 60 "$SETUP_LOG" env_report
+run_step "environment" 30 "$SETUP_LOG" env_report
 
 # 2. install --------------------------------------------------------------------------------------
 install_cmd=("$PY" -m pip install --no-build-isolation --no-deps --no-index -e .)
@@ -120,7 +121,7 @@ else
     env UMSNET_FAST_FORCE_CUDA_BUILD=1 UMSNET_FAST_CUDA_ARCHS="${CUDA_ARCHS:-90}" \
         UMSNET_FAST_SKIP_CPU_BUILD=$cpu_skip MAX_JOBS="${MAX_JOBS:-16}" "${install_cmd[@]}"
 fi
-run_step "backends (umsnet-fast info)" 60 "$SETUP_LOG" "$PY" -m umsnet_fast info
+run_step "backends (umsnet-fast info)" 30 "$SETUP_LOG" "$PY" -m umsnet_fast info
 
 # 3. GPU tests ------------------------------------------------------------------------------------
 TEST_LOG=$OUT/tests.log
@@ -178,6 +179,11 @@ SUMMARY=$OUT/summary.txt
   grep -E "passed|failed|error" "$TEST_LOG" 2>/dev/null | tail -n 2 || true
   json=$(ls -t "$OUT"/*.json 2>/dev/null | head -n 1 || true)
   if [[ -n "$json" ]]; then
+    if [[ ! -f "${json%.json}.png" ]]; then  # a benchmark stopped by its time limit wrote no plot
+      "$PY" -c 'import json, pathlib, sys; from umsnet_fast.bench import report
+p = pathlib.Path(sys.argv[1]); report.plot(json.loads(p.read_text()), p.with_suffix(".png"))' "$json" \
+        || echo "(no plot)"
+    fi
     COLUMNS=160 "$PY" -m umsnet_fast bench --show "$json" || echo "(could not render $json)"
   else
     echo "no benchmark results"
