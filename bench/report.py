@@ -110,7 +110,7 @@ def _cell(r: dict | None, latency: bool) -> str:
     if r["status"] != "ok":
         return f"[red]{r['status']}[/]" if r["status"] == "failed" else "[dim]skipped[/]"
     if latency:
-        return f"{r['median_ms']:.3g} / {r['p99_ms']:.3g} ms{_ratio(r)}"
+        return f"{r['median_ms']:.3g}/{r['p99_ms']:.3g} ms{_ratio(r)}"
     return f"{r['throughput_per_s']:,.0f}/s{_ratio(r)}"
 
 
@@ -121,15 +121,18 @@ def make_table(doc: dict) -> Table:
     rows = doc["results"]
     batches = cfg["batch_sizes"]
     load = machine.get("load_average")
-    title = (f"UMSNet-{cfg['variant']} {cfg['preset'].upper()} K={cfg['slices']} on {machine['name']} "
+    dtypes = cfg["dtypes"]
+    title = (f"UMSNet-{cfg['variant']} {cfg['preset'].upper()} K={cfg['slices']}"
+             f"{' ' + dtypes[0] if len(dtypes) == 1 else ''} on {machine['name']} "
              f"({machine['threads']} threads{f', load {load[0]:g}' if load else ''}) - {doc['date'][:16]} "
              f"{doc['commit']}")
-    table = Table(title=title, caption="batch 1: median / p99 latency; larger batches: samples per second; "
+    table = Table(title=title, caption="batch 1: median / p99 latency; larger batches: windows per second; "
                                        "[bold]Nx[/] = speed-up over eager at the same dtype and batch")
     table.add_column("engine")
-    table.add_column("dtype")
+    if len(dtypes) > 1:
+        table.add_column("dtype")
     for b in batches:
-        table.add_column(f"batch {b}" + (" latency" if b == 1 else " throughput"), justify="right")
+        table.add_column(f"b={b} latency" if b == 1 else f"b={b} throughput", justify="right")
     seen = []
     for r in rows:
         key = (r["engine"], r["dtype"])
@@ -137,7 +140,8 @@ def make_table(doc: dict) -> Table:
             seen.append(key)
     for engine, dtype in seen:
         by_batch = {r["batch"]: r for r in rows if r["engine"] == engine and r["dtype"] == dtype}
-        table.add_row(engine, dtype, *[_cell(by_batch.get(b), b == 1) for b in batches])
+        table.add_row(engine, *([dtype] if len(dtypes) > 1 else []),
+                      *[_cell(by_batch.get(b), b == 1) for b in batches])
     return table
 
 
