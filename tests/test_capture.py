@@ -85,6 +85,14 @@ def test_weight_changes_are_picked_up_never_stale():
     other = _model(seed=7)
     model.load_state_dict(other.state_dict())
     torch.testing.assert_close(compiled(xs), other(xs), rtol=0, atol=0)
+    # And .to() (new storage, same versions): weights re-packed from the float64 copies, still fp32.
+    with torch.no_grad():
+        model.head.bias.add_(0.5)
+    model.to(torch.float64)
+    out = compiled(xs)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(xs), rtol=0, atol=0)
+    torch.testing.assert_close(out, other(xs) + 0.5, rtol=1e-5, atol=1e-5)
 
 
 # -- CUDA ----------------------------------------------------------------------------------------------

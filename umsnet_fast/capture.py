@@ -6,10 +6,11 @@ a copy into the static inputs, one graph replay and a copy out: no per-op launch
 
 Rules that keep a replay honest:
 - Weights are cast and packed once, through `model._weights_for` (the same cache and fingerprint the
-  model's own forward uses). After every call the model's fingerprint is compared with the one the
-  graphs were captured with; on a change the weights are re-packed, every graph is re-captured and the
-  call is run again before it returns. A replay never answers with stale weights. The check runs on
-  the host while the GPU replays, so it costs no GPU time.
+  model's own forward uses). On every call the fingerprint (data pointer and version of each
+  parameter and buffer) is compared with the one the graphs were captured with; on a change the
+  weights are re-packed, every graph is re-captured and the call is run again before it returns. A
+  replay never answers with stale weights. On a GPU the check runs on the host after the replay is
+  queued, while the GPU computes; it reads ~300 tensors' counters (tens of microseconds of Python).
 - A batch size seen for the first time is captured on the spot (`on_new_batch="capture"`, the
   default; graphs are kept per batch size) or refused with a ValueError (`on_new_batch="raise"`).
 - Inputs of another dtype or device are refused (TypeError / ValueError naming both): the graph
@@ -25,6 +26,8 @@ RuntimeError saying so.
 The captured forward is always the inference (eval-mode) forward, whatever mode the model is in.
 """
 from __future__ import annotations
+
+import operator
 
 import torch
 
@@ -56,32 +59,34 @@ def _install_hooks() -> None:
         _hooks_installed = True
 
 
+_version_of = operator.attrgetter("_version")
+_pointer_of = torch.Tensor.data_ptr
+
+
 class _WeightWatch:
-    """The model's fingerprint (`UMSNet._fingerprint`: data pointer and version of every parameter and
-    buffer), taken cheaply: over a cached tensor list while no module was re-registered, else in full."""
+    """The quantities of the model's fingerprint (`UMSNet._fingerprint`: data pointer and version of
+    every parameter and buffer), read cheaply: over a tensor list cached while no module registered a
+    parameter, buffer or submodule, with C-level getters (about 5x faster than the model's walk)."""
 
     def __init__(self, model: UMSNet):
         _install_hooks()
         self.model = model
-        self._snapshot()
-
-    def _snapshot(self) -> None:
-        self.generation = _generation
-        self.tensors = [*self.model.parameters(), *self.model.buffers()]
-        self.fingerprint = self.model._fingerprint()
+        self.accept()
 
     def current(self) -> tuple:
         if self.generation != _generation:
             self.generation = _generation
             self.tensors = [*self.model.parameters(), *self.model.buffers()]
-            return self.model._fingerprint()
-        return tuple((t.data_ptr(), t._version) for t in self.tensors)
+        return [*map(_pointer_of, self.tensors)], [*map(_version_of, self.tensors)]
 
     def changed(self) -> bool:
         return self.current() != self.fingerprint
 
     def accept(self) -> None:
-        self._snapshot()
+        """Take the current weights as the ones the graphs hold."""
+        self.generation = _generation
+        self.tensors = [*self.model.parameters(), *self.model.buffers()]
+        self.fingerprint = self.current()
 
 
 class _Entry:
@@ -199,14 +204,21 @@ class CompiledUMSNet:
                                  "(compile with on_new_batch='capture' to capture new sizes on demand)")
             self.capture(batch)
             entry = self._entries[batch]
-        if not self.graphed and self._watch.changed():  # CPU: check before computing
+        if not self.graphed:
+            if self._watch.changed():  # CPU: check before computing
+                self._recapture_all()
+            return self._run(self._entries[batch], tensors)
+        # GPU: queue the copy-in, the replay and the copy-out first, then check the weights on the
+        # host while the GPU runs; if they changed, re-capture and run again before returning.
+        out = self._replay(entry, tensors)
+        if self._watch.changed():
             self._recapture_all()
-            entry = self._entries[batch]
+            out = self._replay(self._entries[batch], tensors)
+        return out
+
+    def _replay(self, entry: _Entry, tensors: list[torch.Tensor]) -> torch.Tensor:
         out = self._run(entry, tensors)
-        if self.graphed and self._watch.changed():  # GPU: checked while the replay runs
-            self._recapture_all()
-            out = self._run(self._entries[batch], tensors)
-        return out.clone() if self.graphed and self.copy_output else out
+        return out.clone() if self.copy_output else out
 
 
 def _resolve_slice_lengths(model: UMSNet, slice_length) -> tuple[int, ...]:
