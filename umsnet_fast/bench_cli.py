@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", type=_dtypes, metavar="D,...",
                    help="fp32, fp16, bf16, comma-separated (default CPU fp32; CUDA fp32,bf16)")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for every engine (default: all cores)")
+                   help="intra-op threads for every engine (default: all cores). On CPU, intra-op spinning is "
+                        "off for all: ORT's by its session option, torch's OpenMP threads by "
+                        "OMP_WAIT_POLICY=PASSIVE (set by re-executing the command, unless already set)")
     p.add_argument("--engines", metavar="PATTERN,...",
                    help="subset of engines by name or shell pattern, e.g. 'eager,fast-*' (default: all)")
     p.add_argument("--output", default=os.path.join("bench", "results"), metavar="DIR",
