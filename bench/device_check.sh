@@ -19,7 +19,7 @@
 #   PYTHON [python3]  INSTALL_TIMEOUT [140]  TEST_TIMEOUT [90]  BENCH_TIMEOUT [180] (seconds);
 #                     with 30 s each for the environment and `umsnet-fast info`: 470 s at the most
 #   CUDA_ARCHS [90]   BUILD_CPU [0]: also build the CPU extension
-#   BENCH_ARGS [--dtype bf16 --batch-sizes 1,4096 --time-per-cell 1]: what the GPU benchmark measures
+#   BENCH_ARGS [--dtype bf16 --batch-sizes 1,4096 --time-per-cell 1 --profile]: what the GPU benchmark measures
 #   SKIP_INSTALL [0]: skip step 2 (the dry run's test uses it: it must not reinstall the package it runs)
 set -euo pipefail
 
@@ -47,7 +47,7 @@ export PYTHONUNBUFFERED=1
 INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-140}
 TEST_TIMEOUT=${TEST_TIMEOUT:-90}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-180}
-BENCH_ARGS=${BENCH_ARGS:---dtype bf16 --batch-sizes 1,4096 --time-per-cell 1}
+BENCH_ARGS=${BENCH_ARGS:---dtype bf16 --batch-sizes 1,4096 --time-per-cell 1 --profile}
 SETUP_LOG=$OUT/setup.log
 STEPS=$(mktemp)
 trap 'rm -f "$STEPS"' EXIT

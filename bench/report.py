@@ -247,8 +247,12 @@ def targets(doc: dict) -> list[str]:
             best = _best_fast(b1, graph=True)
             if best:
                 us = 1e3 * best["median_ms"]
+                bound = ""
+                if "kernels" in best:  # --profile: the GPU's share of the latency
+                    bound = (f"; {best['kernels']} kernels, {1e3 * best['kernel_ms']:.1f} us of kernel time "
+                             f"({100 * best['kernel_ms'] / best['median_ms']:.0f}% of the latency)")
                 lines.append(f"GPU {dtype} batch-1 latency: {best['engine']} {us:.1f} us (target 50 us or less): "
-                             + ("[green]met[/]" if us <= 50 else "[red]not met[/]"))
+                             + ("[green]met[/]" if us <= 50 else "[red]not met[/]") + bound)
             _compare(lines, f"GPU {dtype} batch-1 latency", best, b1.get("inductor-reduce-overhead"), 5)
         big = _ok(rows, "bf16", 4096)
         _compare(lines, "GPU bf16 batch-4096 throughput", _best_fast(big), big.get("inductor-max-autotune"), 2)

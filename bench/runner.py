@@ -23,6 +23,7 @@ from umsnet_fast.testing import randomize_
 
 from . import report
 from .engines import BenchContext, Engine, all_engines, select_engines
+from .profile import gpu_kernels
 from .timing import Budget, time_call
 
 __all__ = ["BenchConfig", "run"]
@@ -42,6 +43,7 @@ class BenchConfig:
     engines: tuple[str, ...] | None = None  # shell-style patterns; None: all
     output: str = "bench/results"
     plot: bool = True
+    profile: bool = False  # CUDA: count the kernels of one call and their GPU time (torch.profiler)
     latency_budget: Budget = field(default_factory=lambda: Budget(warmup=5, min_iters=20, max_iters=2000,
                                                                   target_s=3.0))
     throughput_budget: Budget = field(default_factory=lambda: Budget(warmup=2, min_iters=5, max_iters=500,
@@ -173,5 +175,10 @@ def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_nam
             eager_out[b], eager_time[b] = out, timing.median_s
         row["speedup_vs_eager"] = round(eager_time[b] / timing.median_s, 3) if b in eager_time else None
         row["max_abs_diff_vs_eager"] = _max_diff(out, eager_out.get(b))
+        if cfg.profile and ctx.device.type == "cuda":
+            try:  # kernels per call and their GPU time: launch-bound or kernel-bound?
+                row.update(gpu_kernels(lambda: fn(xs)))
+            except Exception as e:  # noqa: BLE001 - a profiler failure costs the figure, not the run
+                row["profile_error"] = _reason(e)
         emit(row)
     engine.finish(ctx, dtype)

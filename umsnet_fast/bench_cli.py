@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-per-cell", type=float, default=None, metavar="S",
                    help="seconds of timed calls per engine and batch size (default 3, --quick 0.05)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    p.add_argument("--profile", action="store_true",
+                   help="CUDA: also count each call's kernels and their GPU time (what bounds the latency)")
     p.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
 
 
@@ -86,7 +88,7 @@ def build_config(args: argparse.Namespace):
     cfg = BenchConfig(variant=args.variant, preset=args.preset, slices=slices, batch_sizes=batch_sizes,
                       dtypes=dtypes, threads=threads, device=device,
                       engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
-                      output=args.output, plot=not args.no_plot)
+                      output=args.output, plot=not args.no_plot, profile=args.profile)
     seconds = args.time_per_cell
     if args.quick:
         seconds = 0.05 if seconds is None else seconds
