@@ -62,16 +62,23 @@ def _max_diff(out: torch.Tensor, ref: torch.Tensor | None) -> float | None:
     return float((out.detach().to("cpu", torch.float64) - ref.to("cpu", torch.float64)).abs().max())
 
 
-def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = None,
-        on_plan: Callable[[int], None] | None = None) -> tuple[dict, Path]:
+def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = None) -> tuple[dict, Path]:
     """Run the benchmark; returns the results document and the path of its JSON file.
 
-    progress(description, done, total) is called before each cell and once at the end;
-    on_plan(total cells) once the cells are known.
+    progress(description, cells done, cells in all) is called before each cell and once at the end.
+    torch's intra-op thread count is set to cfg.threads for the run and restored after it.
     """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
     device = torch.device(cfg.device)
     preset = get_preset(cfg.preset)
-    torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     reference = randomize_(ReferenceUMSNet(**preset.model_kwargs(cfg.slices), variant=cfg.variant), cfg.seed).eval()
 
@@ -93,8 +100,6 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
         "engines": {e.name: e.description for e in engines}, "notes": {}, "results": [],
     }
     total = len(engines) * len(cfg.dtypes) * len(cfg.batch_sizes)
-    if on_plan:
-        on_plan(total)
 
     def tick(text: str) -> None:
         if progress:
