@@ -110,12 +110,12 @@ def _cell(r: dict | None, latency: bool) -> str:
     if r["status"] != "ok":
         return f"[red]{r['status']}[/]" if r["status"] == "failed" else "[dim]skipped[/]"
     if latency:
-        return f"{r['median_ms']:.3g}/{r['p99_ms']:.3g} ms{_ratio(r)}"
+        return f"{r['median_ms']:.3g}/{r['p90_ms']:.3g}/{r['p99_ms']:.3g}{_ratio(r)}"
     return f"{r['throughput_per_s']:,.0f}/s{_ratio(r)}"
 
 
 def make_table(doc: dict) -> Table:
-    """Engines x (dtype, batch): batch 1 median / p99 latency, larger batches samples per second; the
+    """Engines x (dtype, batch): batch 1 median / p90 / p99 latency, larger batches samples per second; the
     ratio to eager at the same dtype and batch (speed-up: higher is better)."""
     cfg, machine = doc["config"], doc["machine"]
     rows = doc["results"]
@@ -126,13 +126,13 @@ def make_table(doc: dict) -> Table:
              f"{' ' + dtypes[0] if len(dtypes) == 1 else ''} on {machine['name']} "
              f"({machine['threads']} threads{f', load {load[0]:g}' if load else ''}) - {doc['date'][:16]} "
              f"{doc['commit']}")
-    table = Table(title=title, caption="batch 1: median / p99 latency; larger batches: windows per second; "
+    table = Table(title=title, caption="batch 1: median / p90 / p99 latency; larger batches: windows per second; "
                                        "[bold]Nx[/] = speed-up over eager at the same dtype and batch")
     table.add_column("engine")
     if len(dtypes) > 1:
         table.add_column("dtype")
     for b in batches:
-        table.add_column(f"b={b} latency" if b == 1 else f"b={b} throughput", justify="right")
+        table.add_column("b=1 latency ms\nmedian/p90/p99" if b == 1 else f"b={b}\nthroughput", justify="right")
     seen = []
     for r in rows:
         key = (r["engine"], r["dtype"])
