@@ -175,10 +175,14 @@ def plot(doc: dict, path: Path) -> None:
         labels = [f"{r['engine']}\n{r['dtype']}" for r in lat]
         med = [r["median_ms"] for r in lat]
         err = [[0] * len(lat), [r["p99_ms"] - r["median_ms"] for r in lat]]
-        ax1.barh(labels, med, xerr=err, color="tab:blue", capsize=3)
+        # Points, not bars: on a log axis (needed when a GPU run spans microseconds to milliseconds)
+        # a bar's length means nothing.
+        ax1.errorbar(med, range(len(lat)), xerr=err, fmt="o", color="tab:blue", capsize=3)
+        ax1.set_yticks(range(len(lat)), labels)
         ax1.invert_yaxis()
         ax1.set_xscale("log")
-        ax1.set_xlabel("batch-1 latency, ms (bar: median, whisker: p99; log scale)")
+        ax1.grid(True, which="both", axis="x", alpha=0.3)
+        ax1.set_xlabel("batch-1 latency, ms (dot: median, whisker: p99; log scale)")
     else:
         ax1.text(0.5, 0.5, "no batch-1 results", ha="center", transform=ax1.transAxes)
     for key in series:
