@@ -1,10 +1,11 @@
 """umsnet_fast: a fused-kernel inference engine for UMSNet, with a plain-PyTorch reference."""
 from . import presets, reference
 from .backends import BACKEND_NAMES, available_backends
+from .capture import CompiledUMSNet, compile  # noqa: A004 (umsnet_fast.compile, like torch.compile)
 from .config import SensorSpec, UMSNetConfig
 from .model import UMSNet
 
 __version__ = "0.1.0"
 
 __all__ = ["UMSNet", "SensorSpec", "UMSNetConfig", "presets", "reference", "available_backends",
-           "BACKEND_NAMES", "__version__"]
+           "BACKEND_NAMES", "compile", "CompiledUMSNet", "__version__"]

@@ -13,6 +13,7 @@ COMMANDS = {
     "info": ("umsnet_fast.info", "model size and cost beside the paper's figures; backends available here"),
     "train": ("umsnet_fast.train", "train UMSNet on MHEALTH, HHAR (leave-one-subject-out) or BasicMotions; metrics and checkpoints"),
     "evaluate": ("umsnet_fast.evaluate", "accuracy and macro-F1 of a checkpoint, run by the fast model"),
+    "bench": ("umsnet_fast.bench_cli", "latency and throughput: eager reference vs the fast model vs torch.compile / ONNX Runtime"),
 }
 
 

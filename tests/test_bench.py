@@ -1,0 +1,179 @@
+"""The benchmark suite: `umsnet-fast bench --quick` end to end, its JSON, failure handling, the timing
+helper, and bench/device_check.sh --dry-run. Nothing here asserts a speed."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from umsnet_fast import cli
+from umsnet_fast.bench import engines as bench_engines
+from umsnet_fast.bench import report, runner
+from umsnet_fast.bench.timing import Budget, Timing, time_cpu
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = Budget(warmup=1, min_iters=2, max_iters=5, target_s=0.01)
+
+
+def _only_json(out_dir: Path) -> dict:
+    files = sorted(out_dir.glob("*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None  # the `bench` extra
+
+
+def test_quick_bench_through_the_cli(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "results"
+    rc = cli.main(["bench", "--quick", "--threads", "1", "--engines",
+                   "eager,fast-*" + (",onnxruntime" if HAVE_ORT else ""), "--output", str(out_dir)])
+    assert rc == 0
+    doc = _only_json(out_dir)
+    stem = next(out_dir.glob("*.json")).stem
+    assert (out_dir / f"{stem}.png").stat().st_size > 0
+    assert stem.startswith("cpu-") and doc["commit"].split("+")[0] in stem
+
+    assert doc["schema"] == report.SCHEMA and doc["complete"] is True
+    for key in ("name", "cpu", "threads", "cpu_count", "load_average"):
+        assert key in doc["machine"]
+    assert doc["machine"]["threads"] == 1 and doc["machine"]["device"] == "cpu"
+    assert doc["versions"]["torch"] == torch.__version__ and "onnxruntime" in doc["versions"]
+    cfg = doc["config"]
+    assert (cfg["variant"], cfg["preset"], cfg["slices"], cfg["batch_sizes"]) == ("A", "hhar", 2, [1, 2])
+    expected = ["eager"] + [f"fast-{n}" for n, i in runner.available_backends().items()
+                            if i.available and "cpu" in i.device_types] + (["onnxruntime"] if HAVE_ORT else [])
+    assert cfg["engines"] == expected
+    assert len(doc["results"]) == len(expected) * 2
+
+    for row in doc["results"]:
+        assert row["status"] == "ok", row
+        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["p99_ms"] >= row["p90_ms"]
+        assert row["throughput_per_s"] == pytest.approx(row["batch"] * 1e3 / row["median_ms"], rel=1e-3)
+        assert row["speedup_vs_eager"] > 0
+        assert row["max_abs_diff_vs_eager"] < 1e-3  # every engine computes the same function
+        assert row["mode"] == ("latency" if row["batch"] == 1 else "throughput")
+    eager = [r for r in doc["results"] if r["engine"] == "eager"]
+    assert all(r["speedup_vs_eager"] == 1.0 and r["max_abs_diff_vs_eager"] == 0.0 for r in eager)
+    if HAVE_ORT:
+        assert "torch.onnx.export" in doc["notes"]["onnxruntime"]
+
+    printed = capsys.readouterr().out
+    assert "speed-up over eager" in printed and "fast-reference" in printed
+
+
+def test_failing_engine_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
+    def broken_prepare(self, ctx, dtype):
+        raise RuntimeError("export exploded\nsecond line")
+
+    def broken_make(self, ctx, dtype, batch):
+        if batch == 2:
+            raise MemoryError("no room at batch 2")
+        return self._model
+
+    monkeypatch.setattr(bench_engines.OnnxRuntimeEngine, "prepare", broken_prepare)
+    monkeypatch.setattr(bench_engines.FastEngine, "make", broken_make)
+    cfg = runner.BenchConfig(slices=2, batch_sizes=(1, 2), threads=1, output=str(tmp_path), plot=False,
+                             engines=("eager", "fast-reference", "onnxruntime"),
+                             latency_budget=QUICK, throughput_budget=QUICK)
+    doc, path = runner.run(cfg)
+    assert path.parent == tmp_path and json.loads(path.read_text()) == doc
+    rows = {(r["engine"], r["batch"]): r for r in doc["results"]}
+    assert rows["onnxruntime", 1]["status"] == rows["onnxruntime", 2]["status"] == "failed"
+    assert rows["onnxruntime", 1]["reason"] == "prepare: RuntimeError: export exploded"
+    assert rows["fast-reference", 1]["status"] == "ok"
+    assert rows["fast-reference", 2] == {"engine": "fast-reference", "dtype": "fp32", "batch": 2,
+                                         "mode": "throughput", "status": "failed",
+                                         "reason": "MemoryError: no room at batch 2"}
+    assert doc["complete"] is True
+    assert any("export exploded" in line for line in report.problems(doc))
+    report.make_table(doc)  # renders failed cells
+    if importlib.util.find_spec("matplotlib"):
+        report.plot(doc, tmp_path / "plot.png")
+
+
+def test_skipped_cells_and_engine_selection(tmp_path):
+    cfg = runner.BenchConfig(slices=2, batch_sizes=(1,), dtypes=("bf16",), threads=1, output=str(tmp_path),
+                             plot=False, engines=("onnx*",), latency_budget=QUICK)
+    doc, _ = runner.run(cfg)
+    assert [(r["engine"], r["status"], r["reason"]) for r in doc["results"]] == [
+        ("onnxruntime", "skipped", "benchmarked in fp32 only")]
+    with pytest.raises(ValueError, match=r"no engine matches \['nope'\]; engines here: \['eager'"):
+        bench_engines.select_engines(bench_engines.all_engines(torch.device("cpu")), ["eager", "nope"])
+    with pytest.raises(SystemExit, match="no engine matches"):
+        cli.main(["bench", "--quick", "--engines", "nope", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--batch-sizes", "1,0"])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="CUDA is not available"):
+            cli.main(["bench", "--device", "cuda", "--output", str(tmp_path)])
+
+
+def test_cuda_engines_listed_for_a_gpu():
+    names = [e.name for e in bench_engines.all_engines(torch.device("cuda"))]
+    assert names[0] == "eager" and names[-3:] == ["inductor", "inductor-reduce-overhead", "inductor-max-autotune"]
+    assert "fast-reference-graph" in names and "onnxruntime" not in names
+
+
+def test_timing_helper_counts_and_orders():
+    calls = []
+    t = time_cpu(lambda: calls.append(1), Budget(warmup=2, min_iters=7, max_iters=7, target_s=10.0))
+    assert t.n == 7 and len(calls) == 9
+    fake = Timing(tuple(float(i) for i in range(1, 101)))
+    assert fake.median_s == pytest.approx(50.5)
+    assert fake.p90_s == pytest.approx(90.1) and fake.p99_s == pytest.approx(99.01)
+    s = fake.summary_ms()
+    assert s["iters"] == 100 and s["min_ms"] == 1e3 and s["median_ms"] == pytest.approx(50500)
+
+
+def test_results_stem():
+    import datetime as dt
+    when = dt.datetime(2026, 11, 27, 6, 1, 2)
+    assert report.results_stem({"device": "cuda", "name": "NVIDIA H100 80GB HBM3"}, when, "1a2b3c4+dirty") == \
+        "nvidia-h100-80gb-hbm3-20261127-060102-1a2b3c4-dirty"
+    assert report.results_stem({"device": "cpu", "name": "AMD EPYC 9B14"}, when, "unknown") == \
+        "cpu-amd-epyc-9b14-20261127-060102-unknown"
+
+
+@pytest.mark.slow
+def test_device_check_dry_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, SKIP_INSTALL="1")
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "device_check.sh"), "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) <= 8 and "summary.txt" in files and "setup.log" in files, files
+    assert any(f.endswith(".json") for f in files) and any(f.endswith(".png") for f in files)
+    assert "DRY RUN" in proc.stdout and "speed-up over eager" in proc.stdout.splitlines()[-1] + proc.stdout
+
+
+def _row(engine, batch, ms, dtype="fp32"):
+    return {"engine": engine, "batch": batch, "dtype": dtype, "status": "ok", "median_ms": ms,
+            "throughput_per_s": batch * 1e3 / ms}
+
+
+def test_targets_judge_the_measured_ratios():
+    cpu = {"machine": {"device": "cpu"}, "config": {"dtypes": ["fp32"]}, "results": [
+        _row("eager", 1, 10), _row("fast-cpu", 1, 1.5), _row("fast-reference", 1, 0.1), _row("inductor", 1, 8),
+        _row("onnxruntime", 1, 5), _row("eager", 256, 800), _row("fast-cpu", 256, 300),
+        dict(_row("fast-cpu", 64, 1), status="failed")]}
+    lines = report.targets(cpu)
+    assert len(lines) == 3
+    assert "fast-cpu 1.5 ms vs eager 10 ms = 6.67x (target 6x): [green]met" in lines[0]
+    assert "vs onnxruntime 5 ms = 3.33x (target 2x): [green]met" in lines[1]
+    assert "= 2.67x (target 3x): [red]not met" in lines[2]
+    gpu = {"machine": {"device": "cuda"}, "config": {"dtypes": ["bf16"]}, "results": [
+        dict(_row("fast-triton-graph", 1, 0.06, "bf16"), kernels=40, kernel_ms=0.045),
+        _row("inductor-reduce-overhead", 1, 0.3, "bf16"),
+        _row("fast-cuda", 4096, 10, "bf16"), _row("inductor-max-autotune", 4096, 25, "bf16")]}
+    lines = report.targets(gpu)
+    assert lines[0].endswith("60.0 us (target 50 us or less): [red]not met[/]; 40 kernels, 45.0 us of kernel "
+                             "time (75% of the latency)")
+    assert "= 5.00x (target 5x): [green]met" in lines[1]
+    assert "fast-cuda 409,600/s vs inductor-max-autotune 163,840/s = 2.50x" in lines[2]
