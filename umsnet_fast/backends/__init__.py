@@ -18,6 +18,7 @@ __all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "ava
 
 # name -> module defining BACKEND. The order is `auto`'s preference (fastest first); reference stays last.
 _BACKEND_MODULES = {
+    "cpu": "umsnet_fast.backends.cpu",
     "reference": "umsnet_fast.backends.reference",
 }
 BACKEND_NAMES = tuple(_BACKEND_MODULES)
