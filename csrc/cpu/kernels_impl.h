@@ -22,10 +22,11 @@ typedef int32_t v16i __attribute__((vector_size(64), aligned(4), __may_alias__))
 inline v16 vld(const float* p) { return *(const v16*)p; }
 inline void vst(float* p, v16 v) { *(v16*)p = v; }
 inline v16 vset(float s) { return (v16){} + s; }
-inline float hsum(v16 v) {
-  float s = 0.f;
-  for (int i = 0; i < 16; ++i) s += v[i];
-  return s;
+inline float hsum(v16 v) {  // pairwise: four shuffles and adds
+  v16 s = v + __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  s += __builtin_shuffle(s, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
+  s += __builtin_shuffle(s, (v16i){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
+  return s[0] + s[1];
 }
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -52,18 +53,24 @@ inline v16 vexp(v16 x) {
   return y * (v16)bits;
 }
 
-// erf: Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the formula ATen's vectorised erf uses.
+// erf as a rational function on [-4, 4] (beyond, erf is +-1 in fp32): the coefficients of Eigen's and
+// XLA's float erf, |error| < 5e-7; no exp, one division.
 inline v16 verf(v16 x) {
-  const v16 zero = vset(0.f);
-  const v16 ax = x < zero ? -x : x;
-  const v16 t = vset(1.f) / (1.f + 0.3275911f * ax);
-  v16 r = vset(1.061405429f);
-  r = r * t - 1.453152027f;
-  r = r * t + 1.421413741f;
-  r = r * t - 0.284496736f;
-  r = r * t + 0.254829592f;
-  const v16 y = 1.f - r * t * vexp(-ax * ax);
-  return x < zero ? -y : y;
+  const v16 hi = vset(4.f), lo = vset(-4.f);
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  const v16 x2 = x * x;
+  v16 p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+  p = p * x2 - 2.10102402082508e-06f;
+  p = p * x2 - 5.69250639462346e-05f;
+  p = p * x2 - 7.34990630326855e-04f;
+  p = p * x2 - 2.95459980854025e-03f;
+  p = p * x2 - 1.60960333262415e-02f;
+  v16 q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
+  q = q * x2 - 1.68282697438203e-03f;
+  q = q * x2 - 7.37332916720468e-03f;
+  q = q * x2 - 1.42647390514189e-02f;
+  return x * p / q;
 }
 
 inline v16 vgelu(v16 x) { return 0.5f * x * (1.f + verf(x * 0.70710678118654752f)); }
@@ -305,6 +312,7 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
   const int hd = d / heads, Tp = (T + 15) / 16 * 16;
   float* kt = tmp;              // (hd, Tp)
   float* srow = tmp + hd * Tp;  // (Tp,)
+  float* qs = srow + Tp;         // (hd,) q scaled
   const int64_t ld = 3 * (int64_t)d;
   int64_t lo, hi;
   par.range((int64_t)S * heads, &lo, &hi);
@@ -318,10 +326,11 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
     }
     for (int i = 0; i < T; ++i) {
       const float* q = base + i * ld;
-      for (int j = 0; j < Tp; j += 16) vst(srow + j, vset(0.f));
-      for (int e = 0; e < hd; ++e) {
-        const float qe = q[e] * scale;
-        for (int j = 0; j < Tp; j += 16) vst(srow + j, vld(srow + j) + qe * vld(kt + e * Tp + j));
+      for (int e = 0; e < hd; ++e) qs[e] = q[e] * scale;
+      for (int j = 0; j < Tp; j += 16) {  // scores of 16 keys, accumulated in a register
+        v16 acc = {};
+        for (int e = 0; e < hd; ++e) acc += qs[e] * vld(kt + e * Tp + j);
+        vst(srow + j, acc);
       }
       float mx = srow[0];
       for (int j = 1; j < T; ++j) mx = srow[j] > mx ? srow[j] : mx;
@@ -335,18 +344,23 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
       }
       const float inv = 1.f / hsum(acc);
       float* o = out + (s * T + i) * (int64_t)d + (int64_t)h * hd;
-      for (int e = 0; e < hd; ++e) o[e] = 0.f;
-      for (int j = 0; j < T; ++j) {
-        const float pj = srow[j] * inv;
-        const float* v = base + j * ld + 2 * d;
-        for (int e = 0; e < hd; ++e) o[e] += pj * v[e];
+      int e = 0;
+      for (; e + 16 <= hd; e += 16) {  // 16 output features at a time, in a register
+        v16 oe = {};
+        for (int j = 0; j < T; ++j) oe += srow[j] * vld(base + j * ld + 2 * d + e);
+        vst(o + e, oe * inv);
+      }
+      for (; e < hd; ++e) {
+        float oe = 0.f;
+        for (int j = 0; j < T; ++j) oe += srow[j] * base[j * ld + 2 * d + e];
+        o[e] = oe * inv;
       }
     }
   }
   par.barrier();
 }
 
-int64_t attention_tmp_size(int T, int d, int heads) { return (int64_t)(d / heads + 1) * ((T + 15) / 16 * 16); }
+int64_t attention_tmp_size(int T, int d, int heads) { return (int64_t)(d / heads + 1) * ((T + 15) / 16 * 16) + d / heads; }
 
 struct LayerScratch {
   float *h = nullptr, *qkv = nullptr, *att = nullptr, *hid = nullptr;  // shared by a cooperative team

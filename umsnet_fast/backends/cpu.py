@@ -12,6 +12,7 @@ packed dtype without touching the layout code.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ PANEL = 32  # output columns per packed panel; csrc/cpu/kernels.h kPanel
 EPILOGUE_BIAS, EPILOGUE_GELU, EPILOGUE_RESIDUAL = 0, 1, 2
 
 
+@functools.cache
 def _ext():
     ext, reason = _extensions.load_extension("_cpu")
     if ext is None:
