@@ -100,6 +100,14 @@ class UMSNet(reference.UMSNet):
             self._packed[key] = cached = (fingerprint, weights)
         return cached[1]
 
+    def __getstate__(self):
+        # copy.deepcopy / pickle: leave the packed weights behind (a backend's packed form need not be
+        # copyable, e.g. the cpu backend's C++ objects); the copy packs its own on its first call.
+        state = self.__dict__.copy()
+        state["_packed"] = {}
+        state["_tensors"], state["_tensors_at"] = (), -1
+        return state
+
     def _apply(self, fn, *args, **kwargs):
         # .to() / .cuda() / .half() replace the parameters: drop weights packed from the old ones.
         self._packed = {}
