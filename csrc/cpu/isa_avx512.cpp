@@ -1,4 +1,5 @@
 // The engine compiled for AVX-512 (16 floats per zmm register; 12 x 32 register tile).
+#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define UMS_MR 12
 #define UMS_ISA_NAME "avx512"
+#define UMS_AVX512 1
 namespace umsnet_cpu {
 namespace avx512 {
 #include "kernels_impl.h"

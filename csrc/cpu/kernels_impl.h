@@ -70,7 +70,14 @@ inline v16 verf(v16 x) {
   q = q * x2 - 1.68282697438203e-03f;
   q = q * x2 - 7.37332916720468e-03f;
   q = q * x2 - 1.42647390514189e-02f;
+#if defined(UMS_AVX512)  // set by isa_avx512.cpp (g++ does not define __AVX512F__ after a target pragma)
+  // rcp14 and one Newton step (about 1 ulp) instead of a division, which is slow on zmm registers
+  v16 r = (v16)_mm512_rcp14_ps((__m512)q);
+  r = r * (2.f - q * r);
+  return x * p * r;
+#else
   return x * p / q;
+#endif
 }
 
 inline v16 vgelu(v16 x) { return 0.5f * x * (1.f + verf(x * 0.70710678118654752f)); }
@@ -98,7 +105,8 @@ struct Par {
 // GEMM over packed weights: C (M, n) = epilogue(A (M, k) W^T + b).
 
 // One register tile: MR rows x one 32-column panel; accumulators start at the bias.
-template <int MR, int EPI>
+// HALF: the panel's last 16 columns are all padding (width <= 16 left), so they are not computed.
+template <int MR, int EPI, bool HALF>
 inline void gemm_tile(const float* A, int64_t lda, const float* Bp, const float* bias, int K, float* C,
                       int64_t ldc, const float* R, int64_t ldr, int ncols) {
   v16 c0[MR], c1[MR];
@@ -109,12 +117,13 @@ inline void gemm_tile(const float* A, int64_t lda, const float* Bp, const float*
     c1[i] = bias1;
   }
   for (int k = 0; k < K; ++k) {
-    const v16 b0 = vld(Bp + (int64_t)k * kPanel), b1 = vld(Bp + (int64_t)k * kPanel + 16);
+    const v16 b0 = vld(Bp + (int64_t)k * kPanel);
+    const v16 b1 = HALF ? b0 : vld(Bp + (int64_t)k * kPanel + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const float a = A[i * lda + k];
       c0[i] += b0 * a;
-      c1[i] += b1 * a;
+      if (!HALF) c1[i] += b1 * a;
     }
   }
 #pragma GCC unroll 16
@@ -122,7 +131,7 @@ inline void gemm_tile(const float* A, int64_t lda, const float* Bp, const float*
     v16 y0 = c0[i], y1 = c1[i];
     if (EPI == kBiasGelu) {
       y0 = vgelu(y0);
-      y1 = vgelu(y1);
+      if (!HALF) y1 = vgelu(y1);
     }
     float* out = C + i * ldc;
     if (ncols == kPanel) {
@@ -141,21 +150,33 @@ inline void gemm_tile(const float* A, int64_t lda, const float* Bp, const float*
   }
 }
 
-template <int EPI, int MR>
+template <int EPI, bool HALF, int MR>
 struct RowTail {  // the last (rows < UMS_MR) rows of a block
   static void run(int rows, const float* A, int64_t lda, const float* Bp, const float* bias, int K, float* C,
                   int64_t ldc, const float* R, int64_t ldr, int ncols) {
     if (rows == MR)
-      gemm_tile<MR, EPI>(A, lda, Bp, bias, K, C, ldc, R, ldr, ncols);
+      gemm_tile<MR, EPI, HALF>(A, lda, Bp, bias, K, C, ldc, R, ldr, ncols);
     else
-      RowTail<EPI, MR - 1>::run(rows, A, lda, Bp, bias, K, C, ldc, R, ldr, ncols);
+      RowTail<EPI, HALF, MR - 1>::run(rows, A, lda, Bp, bias, K, C, ldc, R, ldr, ncols);
   }
 };
-template <int EPI>
-struct RowTail<EPI, 0> {
+template <int EPI, bool HALF>
+struct RowTail<EPI, HALF, 0> {
   static void run(int, const float*, int64_t, const float*, const float*, int, float*, int64_t, const float*,
                   int64_t, int) {}
 };
+
+template <int EPI, bool HALF>
+void gemm_rows_impl(const float* A, int64_t lda, int64_t m0, int64_t m1, const float* Bp, const float* bias,
+                    int K, float* C, int64_t ldc, const float* R, int64_t ldr, int ncols) {
+  int64_t m = m0;
+  for (; m + UMS_MR <= m1; m += UMS_MR)
+    gemm_tile<UMS_MR, EPI, HALF>(A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc, R ? R + m * ldr : nullptr,
+                                 ldr, ncols);
+  if (m < m1)
+    RowTail<EPI, HALF, UMS_MR - 1>::run((int)(m1 - m), A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc,
+                                        R ? R + m * ldr : nullptr, ldr, ncols);
+}
 
 // Rows [m0, m1) of panel p.
 template <int EPI>
@@ -165,13 +186,10 @@ void gemm_rows(const float* A, int64_t lda, int64_t m0, int64_t m1, const Linear
   const float* bias = W.b + (int64_t)p * kPanel;
   const int ncols = (int)imin(kPanel, W.n - (int64_t)p * kPanel);
   const int64_t col = (int64_t)p * kPanel;
-  int64_t m = m0;
-  for (; m + UMS_MR <= m1; m += UMS_MR)
-    gemm_tile<UMS_MR, EPI>(A + m * lda, lda, Bp, bias, W.k, C + m * ldc + col, ldc,
-                           R ? R + m * ldr + col : nullptr, ldr, ncols);
-  if (m < m1)
-    RowTail<EPI, UMS_MR - 1>::run((int)(m1 - m), A + m * lda, lda, Bp, bias, W.k, C + m * ldc + col, ldc,
-                                  R ? R + m * ldr + col : nullptr, ldr, ncols);
+  if (ncols <= 16)
+    gemm_rows_impl<EPI, true>(A, lda, m0, m1, Bp, bias, W.k, C + col, ldc, R ? R + col : nullptr, ldr, ncols);
+  else
+    gemm_rows_impl<EPI, false>(A, lda, m0, m1, Bp, bias, W.k, C + col, ldc, R ? R + col : nullptr, ldr, ncols);
 }
 
 // Jobs are (panel, block of 4 register tiles), panel-major so that one thread reuses a panel.
@@ -442,7 +460,9 @@ void head_tile(const ModelP& m, const float* F, int S, float* logits, HeadScratc
 
 // Slices per tile of a sensor module: about 24 rows at the last stage, but enough tiles for all threads.
 int sensor_group(int l_out, int64_t segments, int threads) {
-  int64_t g = imax(1, (24 + l_out - 1) / imax(1, l_out));
+  const char* env = getenv("UMSNET_FAST_CPU_TILE_ROWS");  // tuning knob: rows at the last stage
+  const int64_t rows = env ? imax(1, atoi(env)) : 24;
+  int64_t g = imax(1, (rows + l_out - 1) / imax(1, l_out));
   g = imin(g, imax(1, (segments + threads - 1) / threads));
   return (int)g;
 }
