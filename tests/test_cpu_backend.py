@@ -55,7 +55,7 @@ def _noncontig(x: torch.Tensor) -> torch.Tensor:
 # ---- single ops --------------------------------------------------------------------------------
 
 @needs_ext
-@pytest.mark.parametrize("batch,length,c", [(1, 25, 16), (3, 8, 37), (2, 1, 24), (2, 13, 128)])
+@pytest.mark.parametrize("batch,length,c", [(1, 25, 16), (3, 8, 37), (2, 1, 24), (2, 13, 128), (40, 5, 24)])
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_lsr_block(isa, batch, length, c, contiguous):
     x = torch.randn(batch, length, c, dtype=torch.float64)

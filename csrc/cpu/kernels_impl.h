@@ -588,18 +588,39 @@ void layer_norm_op(const float* x, int64_t M, int C, const float* w, const float
   UMS_TEAM(threads, { layer_norm_rows(x, M, C, w, b, eps, y, par); })
 }
 
+// Tiles of whole segments (about 96 rows) so that a tile's hidden stays in cache; threads take whole
+// tiles, or share the one tile when there are fewer tiles than threads.
 void lsr_block_op(float* x, int B, int L, const BlockP& p, int threads) {
-  const int64_t M = (int64_t)B * L;
-  float* h = falloc(M * p.c);
-  float* hid = falloc(M * p.fc1.n);
-  UMS_TEAM(threads, {
+  const int G = (int)imax(1, 96 / imax(1, L));
+  const int tiles = (B + G - 1) / G;
+  if (tiles < threads) {
+    const int64_t M = (int64_t)B * L;
+    float* h = falloc(M * p.c);
+    float* hid = falloc(M * p.fc1.n);
+    UMS_TEAM(threads, {
+      ModScratch s;
+      s.h = h, s.hid = hid, s.tmp = falloc(p.c + 16);
+      lsr_block_tile(x, B, L, p, s, par);
+      free(s.tmp);
+    })
+    free(h);
+    free(hid);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t M = (int64_t)G * L;
     ModScratch s;
-    s.h = h, s.hid = hid, s.tmp = falloc(p.c + 16);
-    lsr_block_tile(x, B, L, p, s, par);
+    s.h = falloc(M * p.c), s.hid = falloc(M * p.fc1.n), s.tmp = falloc(p.c + 16);
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < tiles; ++t) {
+      const int g0 = t * G;
+      lsr_block_tile(x + (int64_t)g0 * L * p.c, (int)imin(G, B - g0), L, p, s, Par());
+    }
+    free(s.h);
+    free(s.hid);
     free(s.tmp);
-  })
-  free(h);
-  free(hid);
+  }
 }
 
 void lsr_module_op(const float* x, int B, int L, const ModuleP& m, float* y, int threads) {
