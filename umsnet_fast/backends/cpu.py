@@ -7,6 +7,10 @@ q rows of the packed projection, BatchNorm already folded into the downsample (u
 The whole eval forward is then one C++ call. The fine ops (lsr_block, linear, attention, ...) take the
 *_ref signatures, pack their weights on each call, and exist so that each kernel is tested alone.
 
+Environment: UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic picks the kernels' instruction set (also
+`set_isa`); threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the
+rows of a sensor tile at the last stage, a tuning knob.
+
 The packing goes through `_pack_dtype` so that a bf16 path (DESIGN.md section 5) can add a second
 packed dtype without touching the layout code.
 """
@@ -178,10 +182,18 @@ def isa() -> str:
 
 class CpuBackend(Backend):
     name = "cpu"
-    summary = "fused C++ engine (csrc/cpu): OpenMP, AVX-512 / AVX2 / portable kernels chosen at run time"
     device_types = ("cpu",)
     dtypes = (torch.float32,)
     auto_device_types = ("cpu",)
+
+    @property
+    def summary(self) -> str:
+        text = "fused C++ engine (csrc/cpu): OpenMP, AVX-512 / AVX2 / portable kernels chosen at run time"
+        ext, _ = _extensions.load_extension("_cpu")
+        try:
+            return f"{text}; using {ext.isa()} with {torch.get_num_threads()} threads" if ext else text
+        except RuntimeError:
+            return text
 
     def unavailable_reason(self) -> str | None:
         ext, reason = _extensions.load_extension("_cpu")
