@@ -20,6 +20,7 @@ __all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "ava
 _BACKEND_MODULES = {
     "cuda": "umsnet_fast.backends.cuda",
     "triton": "umsnet_fast.backends.triton",
+    "cpu": "umsnet_fast.backends.cpu",
     "reference": "umsnet_fast.backends.reference",
 }
 BACKEND_NAMES = tuple(_BACKEND_MODULES)

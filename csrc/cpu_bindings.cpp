@@ -1,0 +1,384 @@
+// Torch bindings of the fused CPU engine (umsnet_fast._cpu): the only C++ that sees at::Tensor.
+//
+// Packed weights arrive from umsnet_fast/backends/cpu.py as tensors (panels of 32 output columns,
+// see csrc/cpu/kernels.h) and are wrapped here in small objects that keep the tensors alive and hold
+// the plain-pointer views the kernels read: Linear, Block, Module, EncoderLayer, Model. Each op checks
+// shapes and dtypes with errors that name them, allocates its output and calls the kernel table of
+// the instruction set chosen at load time (UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic, or set_isa).
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/kernels.h"
+
+namespace {
+
+using namespace umsnet_cpu;
+
+const KernelTable* g_kernels = nullptr;
+
+const KernelTable& kernels() {
+  if (g_kernels == nullptr) {
+    const char* env = std::getenv("UMSNET_FAST_CPU_ISA");
+    const std::string name = env && *env ? env : "auto";
+    g_kernels = select_kernels(name.c_str());
+    TORCH_CHECK(g_kernels != nullptr, "UMSNET_FAST_CPU_ISA=", name,
+                ": this CPU cannot run that build (expected auto, avx512, avx2 or generic)");
+  }
+  return *g_kernels;
+}
+
+void set_isa(const std::string& name) {
+  const KernelTable* k = select_kernels(name.c_str());
+  TORCH_CHECK(k != nullptr, "instruction set '", name,
+              "' is unknown or not supported by this CPU (expected auto, avx512, avx2 or generic)");
+  g_kernels = k;
+}
+
+std::vector<std::string> supported_isas() {
+  std::vector<std::string> out;
+  for (const char* n : {"avx512", "avx2", "generic"})
+    if (isa_supported(n)) out.push_back(n);
+  return out;
+}
+
+int threads() { return std::max(1, at::get_num_threads()); }
+
+void check_f32(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu(), what, ": expected a CPU tensor, got one on ", t.device());
+  TORCH_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, got ", t.scalar_type());
+}
+
+void check_vec(const at::Tensor& t, int64_t n, const char* what) {
+  check_f32(t, what);
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == n && t.is_contiguous(), what, ": expected a contiguous (", n,
+              ",) tensor, got shape ", t.sizes());
+}
+
+// ---- packed weights -----------------------------------------------------------------------------
+
+struct Linear {
+  at::Tensor w, b;  // (ceil(n/32), k, 32), (ceil(n/32) * 32,)
+  LinearP p;
+};
+
+Linear make_linear(at::Tensor w, at::Tensor b, int64_t n) {
+  check_f32(w, "packed weight");
+  check_f32(b, "packed bias");
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  TORCH_CHECK(w.dim() == 3 && w.size(0) == panels && w.size(2) == kPanel && w.is_contiguous(),
+              "packed weight: expected a contiguous (", panels, ", k, ", kPanel, ") tensor for ", n,
+              " outputs, got shape ", w.sizes());
+  check_vec(b, panels * kPanel, "packed bias");
+  Linear l{w, b, {}};
+  l.p.w = w.data_ptr<float>();
+  l.p.b = b.data_ptr<float>();
+  l.p.n = (int)n;
+  l.p.k = (int)w.size(1);
+  return l;
+}
+
+struct Block {
+  at::Tensor dw, ln_w, ln_b;
+  Linear fc1, fc2;
+  BlockP p;
+};
+
+Block make_block(at::Tensor dw, at::Tensor ln_w, at::Tensor ln_b, double eps, Linear fc1, Linear fc2) {
+  check_f32(dw, "depthwise weight");
+  TORCH_CHECK(dw.dim() == 2 && dw.is_contiguous(), "depthwise weight: expected contiguous (k, C), got ",
+              dw.sizes());
+  const int64_t c = dw.size(1);
+  check_vec(ln_w, c, "LayerNorm weight");
+  check_vec(ln_b, c, "LayerNorm bias");
+  TORCH_CHECK(fc1.p.k == c && fc2.p.n == c && fc2.p.k == fc1.p.n, "LSR block of width ", c,
+              ": expected fc1 (H, ", c, ") and fc2 (", c, ", H), got fc1 (", fc1.p.n, ", ", fc1.p.k,
+              ") and fc2 (", fc2.p.n, ", ", fc2.p.k, ")");
+  Block b{dw, ln_w, ln_b, fc1, fc2, {}};
+  b.p.dw = dw.data_ptr<float>();
+  b.p.ln_w = ln_w.data_ptr<float>();
+  b.p.ln_b = ln_b.data_ptr<float>();
+  b.p.eps = (float)eps;
+  b.p.c = (int)c;
+  b.p.ksize = (int)dw.size(0);
+  b.p.fc1 = fc1.p;
+  b.p.fc2 = fc2.p;
+  return b;
+}
+
+struct Module {
+  Linear stem;
+  at::Tensor ln_w, ln_b;
+  std::vector<std::vector<Block>> stages;
+  std::vector<BlockP> block_views;  // all stages' blocks, in order; ModuleP points into it
+  std::vector<Linear> downs;
+  ModuleP p;
+};
+
+std::shared_ptr<Module> make_module(Linear stem, at::Tensor ln_w, at::Tensor ln_b, double eps,
+                                    std::vector<std::vector<Block>> stages, std::vector<Linear> downs,
+                                    std::vector<int64_t> strides) {
+  TORCH_CHECK(!stages.empty() && (int)stages.size() <= kMaxStages, "LSR module: expected 1 to ", kMaxStages,
+              " stages, got ", stages.size());
+  TORCH_CHECK(downs.size() + 1 == stages.size() && strides.size() == downs.size(),
+              "LSR module: expected one downsample and stride between consecutive stages, got ", downs.size(),
+              " downsamples and ", strides.size(), " strides for ", stages.size(), " stages");
+  check_vec(ln_w, stem.p.n, "stem LayerNorm weight");
+  check_vec(ln_b, stem.p.n, "stem LayerNorm bias");
+  auto m = std::make_shared<Module>();
+  m->stem = stem, m->ln_w = ln_w, m->ln_b = ln_b, m->stages = std::move(stages), m->downs = std::move(downs);
+  ModuleP& p = m->p;
+  p.c_in = stem.p.k;
+  p.nstages = (int)m->stages.size();
+  p.stem = stem.p;
+  p.stem_ln_w = ln_w.data_ptr<float>();
+  p.stem_ln_b = ln_b.data_ptr<float>();
+  p.stem_eps = (float)eps;
+  size_t total = 0;
+  for (auto& s : m->stages) total += s.size();
+  m->block_views.reserve(total);
+  int width = stem.p.n;
+  for (int s = 0; s < p.nstages; ++s) {
+    if (s > 0) {
+      const Linear& d = m->downs[s - 1];
+      TORCH_CHECK(strides[s - 1] >= 1 && d.p.k == strides[s - 1] * width, "downsample ", s - 1, ": expected (C_out, ",
+                  strides[s - 1] * width, ") for stride ", strides[s - 1], " from width ", width, ", got (", d.p.n,
+                  ", ", d.p.k, ")");
+      p.down[s - 1] = d.p;
+      p.down_stride[s - 1] = (int)strides[s - 1];
+      width = d.p.n;
+    }
+    p.dims[s] = width;
+    p.nblocks[s] = (int)m->stages[s].size();
+    p.blocks[s] = m->block_views.data() + m->block_views.size();
+    for (auto& b : m->stages[s]) {
+      TORCH_CHECK(b.p.c == width, "stage ", s, ": expected blocks of width ", width, ", got ", b.p.c);
+      m->block_views.push_back(b.p);
+    }
+  }
+  return m;
+}
+
+struct EncoderLayer {
+  at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+  Linear qkv, out, fc1, fc2;
+  LayerP p;
+};
+
+EncoderLayer make_layer(at::Tensor ln1_w, at::Tensor ln1_b, Linear qkv, Linear out, at::Tensor ln2_w,
+                        at::Tensor ln2_b, Linear fc1, Linear fc2, double eps, int64_t heads, double q_scale) {
+  const int64_t d = out.p.n;
+  TORCH_CHECK(heads >= 1 && d % heads == 0, "encoder layer: width ", d, " is not divisible by ", heads, " heads");
+  TORCH_CHECK(qkv.p.n == 3 * d && qkv.p.k == d && out.p.k == d && fc1.p.k == d && fc2.p.n == d &&
+                  fc2.p.k == fc1.p.n,
+              "encoder layer of width ", d, ": inconsistent projections qkv (", qkv.p.n, ", ", qkv.p.k, "), out (",
+              out.p.n, ", ", out.p.k, "), fc1 (", fc1.p.n, ", ", fc1.p.k, "), fc2 (", fc2.p.n, ", ", fc2.p.k, ")");
+  for (auto* t : {&ln1_w, &ln1_b, &ln2_w, &ln2_b}) check_vec(*t, d, "encoder LayerNorm parameter");
+  EncoderLayer l{ln1_w, ln1_b, ln2_w, ln2_b, qkv, out, fc1, fc2, {}};
+  l.p.ln1_w = ln1_w.data_ptr<float>();
+  l.p.ln1_b = ln1_b.data_ptr<float>();
+  l.p.ln2_w = ln2_w.data_ptr<float>();
+  l.p.ln2_b = ln2_b.data_ptr<float>();
+  l.p.eps = (float)eps;
+  l.p.heads = (int)heads;
+  l.p.q_scale = (float)q_scale;
+  l.p.qkv = qkv.p, l.p.out = out.p, l.p.fc1 = fc1.p, l.p.fc2 = fc2.p;
+  return l;
+}
+
+struct Model {
+  std::vector<std::shared_ptr<Module>> sensors;
+  std::vector<ModuleP> sensor_views;
+  std::shared_ptr<Module> fusion;
+  Linear token, head;
+  at::Tensor cls, pos, norm_w, norm_b;
+  std::vector<EncoderLayer> layers;
+  std::vector<LayerP> layer_views;
+  ModelP p;
+};
+
+std::shared_ptr<Model> make_model(std::vector<std::shared_ptr<Module>> sensors, std::shared_ptr<Module> fusion,
+                                  Linear token, at::Tensor cls, at::Tensor pos, std::vector<EncoderLayer> layers,
+                                  at::Tensor norm_w, at::Tensor norm_b, double norm_eps, Linear head,
+                                  int64_t num_slices) {
+  TORCH_CHECK(!sensors.empty() && sensors.size() <= 64, "model: expected 1 to 64 sensors, got ", sensors.size());
+  const int64_t d = token.p.n;
+  int64_t fw = 0;
+  for (auto& s : sensors) fw += s->p.dims[s->p.nstages - 1];
+  TORCH_CHECK(fusion->p.c_in == fw, "fusion module: expected ", fw, " input channels (sensor widths summed), got ",
+              fusion->p.c_in);
+  TORCH_CHECK(token.p.k == fusion->p.dims[fusion->p.nstages - 1], "token projection: expected (", d, ", ",
+              fusion->p.dims[fusion->p.nstages - 1], "), got (", token.p.n, ", ", token.p.k, ")");
+  for (int s = 1; s < fusion->p.nstages; ++s)
+    TORCH_CHECK(fusion->p.down_stride[s - 1] == 1, "fusion module: downsample strides must be 1 (it keeps all slices)");
+  check_vec(cls, d, "class token");
+  check_f32(pos, "position embedding");
+  TORCH_CHECK(pos.dim() == 2 && pos.size(0) == num_slices + 1 && pos.size(1) == d && pos.is_contiguous(),
+              "position embedding: expected contiguous (", num_slices + 1, ", ", d, "), got ", pos.sizes());
+  check_vec(norm_w, d, "final LayerNorm weight");
+  check_vec(norm_b, d, "final LayerNorm bias");
+  TORCH_CHECK(head.p.k == d, "head: expected (num_classes, ", d, "), got (", head.p.n, ", ", head.p.k, ")");
+  for (auto& l : layers)
+    TORCH_CHECK(l.p.out.n == d, "encoder layer: expected width ", d, ", got ", l.p.out.n);
+  auto m = std::make_shared<Model>();
+  m->sensors = std::move(sensors), m->fusion = fusion, m->token = token, m->head = head, m->cls = cls, m->pos = pos;
+  m->norm_w = norm_w, m->norm_b = norm_b, m->layers = std::move(layers);
+  for (auto& s : m->sensors) m->sensor_views.push_back(s->p);
+  for (auto& l : m->layers) m->layer_views.push_back(l.p);
+  ModelP& p = m->p;
+  p.nsensors = (int)m->sensors.size();
+  p.num_slices = (int)num_slices;
+  p.d = (int)d;
+  p.num_classes = head.p.n;
+  p.nlayers = (int)m->layers.size();
+  p.sensors = m->sensor_views.data();
+  p.fusion = fusion->p;
+  p.token = token.p;
+  p.cls = cls.data_ptr<float>();
+  p.pos = pos.data_ptr<float>();
+  p.layers = m->layer_views.data();
+  p.norm_w = norm_w.data_ptr<float>();
+  p.norm_b = norm_b.data_ptr<float>();
+  p.norm_eps = (float)norm_eps;
+  p.head = head.p;
+  return m;
+}
+
+// ---- ops ------------------------------------------------------------------------------------------
+
+at::Tensor rows(const at::Tensor& x, int64_t width, const char* what) {
+  check_f32(x, what);
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == width, what, ": expected (..., ", width, "), got shape ", x.sizes());
+  return x.contiguous();
+}
+
+at::Tensor linear(const at::Tensor& x, const Linear& w, int64_t epilogue, const c10::optional<at::Tensor>& residual) {
+  TORCH_CHECK(epilogue >= kBias && epilogue <= kBiasResidual, "epilogue: expected 0 (bias), 1 (GELU) or 2 (residual)");
+  auto xc = rows(x, w.p.k, "linear input");
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.p.n;
+  at::Tensor y;
+  if (epilogue == kBiasResidual) {
+    TORCH_CHECK(residual.has_value(), "linear: epilogue 2 needs a residual");
+    TORCH_CHECK(residual->sizes() == at::IntArrayRef(sizes), "residual: expected shape ", sizes, ", got ",
+                residual->sizes());
+    y = rows(*residual, w.p.n, "residual").clone();
+  } else {
+    y = at::empty(sizes, x.options());
+  }
+  const int64_t M = xc.numel() / w.p.k;
+  if (M > 0)
+    kernels().linear(xc.data_ptr<float>(), M, w.p, (int)epilogue, y.data_ptr<float>(), y.data_ptr<float>(), threads());
+  return y;
+}
+
+at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+  const int64_t C = x.size(-1);
+  auto xc = rows(x, C, "layer_norm input");
+  check_vec(w, C, "LayerNorm weight");
+  check_vec(b, C, "LayerNorm bias");
+  auto y = at::empty_like(xc);
+  if (xc.numel() > 0)
+    kernels().layer_norm(xc.data_ptr<float>(), xc.numel() / C, (int)C, w.data_ptr<float>(), b.data_ptr<float>(),
+                         (float)eps, y.data_ptr<float>(), threads());
+  return y;
+}
+
+at::Tensor lsr_block(const at::Tensor& x, const Block& b) {
+  check_f32(x, "lsr_block input");
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == b.p.c, "lsr_block: expected x (batch, length, ", b.p.c, "), got ", x.sizes());
+  auto y = x.contiguous().clone();
+  if (y.numel() > 0) kernels().lsr_block(y.data_ptr<float>(), (int)x.size(0), (int)x.size(1), b.p, threads());
+  return y;
+}
+
+at::Tensor lsr_module(const at::Tensor& x, const Module& m) {
+  check_f32(x, "lsr_module input");
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == m.p.c_in, "lsr_module: expected x (batch, length, ", m.p.c_in, "), got ",
+              x.sizes());
+  int64_t L = x.size(1);
+  for (int s = 1; s < m.p.nstages; ++s) L /= m.p.down_stride[s - 1];
+  TORCH_CHECK(L >= 1, "lsr_module: length ", x.size(1), " is too short for the downsample strides");
+  auto xc = x.contiguous();
+  auto y = at::empty({x.size(0), L, m.p.dims[m.p.nstages - 1]}, x.options());
+  if (y.numel() > 0)
+    kernels().lsr_module(xc.data_ptr<float>(), (int)x.size(0), (int)x.size(1), m.p, y.data_ptr<float>(), threads());
+  return y;
+}
+
+at::Tensor attention(const at::Tensor& qkv, int64_t heads, double scale) {
+  check_f32(qkv, "qkv");
+  TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0 && (qkv.size(2) / 3) % heads == 0,
+              "attention: expected qkv (batch, tokens, 3 * d) with d divisible by ", heads, " heads, got ", qkv.sizes());
+  auto qc = qkv.contiguous();
+  const int64_t d = qkv.size(2) / 3;
+  auto out = at::empty({qkv.size(0), qkv.size(1), d}, qkv.options());
+  if (out.numel() > 0)
+    kernels().attention(qc.data_ptr<float>(), (int)qkv.size(0), (int)qkv.size(1), (int)d, (int)heads, (float)scale,
+                        out.data_ptr<float>(), threads());
+  return out;
+}
+
+at::Tensor encoder_layer(const at::Tensor& x, const EncoderLayer& l) {
+  check_f32(x, "encoder_layer input");
+  const int64_t d = l.p.out.n;
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "encoder_layer: expected x (batch, tokens, ", d, "), got ", x.sizes());
+  auto y = x.contiguous().clone();
+  if (y.numel() > 0)
+    kernels().encoder_layer(y.data_ptr<float>(), (int)x.size(0), (int)x.size(1), (int)d, l.p, threads());
+  return y;
+}
+
+at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
+  TORCH_CHECK((int)xs.size() == m.p.nsensors, "forward: expected ", m.p.nsensors, " input tensors, got ", xs.size());
+  const int64_t B = xs[0].size(0), K = m.p.num_slices;
+  std::vector<InputP> in(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const auto& x = xs[i];
+    check_f32(x, "sensor input");
+    const ModuleP& s = m.p.sensors[i];
+    TORCH_CHECK(x.dim() == 3 && x.size(0) == B && x.size(1) == s.c_in && x.size(2) % K == 0,
+                "sensor ", i, ": expected (", B, ", ", s.c_in, ", K * L) with K = ", K, ", got ", x.sizes());
+    int64_t L = x.size(2) / K;
+    for (int st = 1; st < s.nstages; ++st) L /= s.down_stride[st - 1];
+    TORCH_CHECK(L >= 1, "sensor ", i, ": slice length ", x.size(2) / K, " is too short for the downsamples");
+    in[i] = InputP{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), (int)x.size(2)};
+  }
+  auto logits = at::empty({B, (int64_t)m.p.num_classes}, xs[0].options());
+  if (B > 0) kernels().forward(m.p, in.data(), (int)B, logits.data_ptr<float>(), threads());
+  return logits;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
+  mod.doc() = "umsnet_fast fused CPU engine (csrc/cpu); packed by umsnet_fast.backends.cpu";
+  mod.attr("PANEL") = kPanel;
+  py::class_<Linear>(mod, "Linear")
+      .def_property_readonly("n", [](const Linear& l) { return l.p.n; })
+      .def_property_readonly("k", [](const Linear& l) { return l.p.k; });
+  py::class_<Block>(mod, "Block");
+  py::class_<Module, std::shared_ptr<Module>>(mod, "Module");
+  py::class_<EncoderLayer>(mod, "EncoderLayer");
+  py::class_<Model, std::shared_ptr<Model>>(mod, "Model");
+  mod.def("make_linear", &make_linear, "packed (P, k, 32) weight, (P*32,) bias, n outputs -> Linear");
+  mod.def("make_block", &make_block);
+  mod.def("make_module", &make_module);
+  mod.def("make_layer", &make_layer);
+  mod.def("make_model", &make_model);
+  mod.def("isa", [] { return std::string(kernels().name); }, "instruction set of the kernels in use");
+  mod.def("set_isa", &set_isa, "choose the kernels: auto, avx512, avx2 or generic");
+  mod.def("supported_isas", &supported_isas);
+  mod.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("epilogue") = 0, py::arg("residual") = py::none());
+  mod.def("layer_norm", &layer_norm);
+  mod.def("lsr_block", &lsr_block);
+  mod.def("lsr_module", &lsr_module);
+  mod.def("attention", &attention);
+  mod.def("encoder_layer", &encoder_layer);
+  mod.def("forward", &forward);
+}

@@ -1,0 +1,275 @@
+"""The `cpu` backend (csrc/cpu, umsnet_fast._cpu): each fused op against its *_ref, the whole model
+against the reference (numerics contract of DESIGN.md section 3), every instruction-set build this
+CPU runs (the portable one included), repacking after parameter changes, and the fallback when the
+extension is missing or was built for another torch."""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import umsnet_fast
+from umsnet_fast import UMSNet, _extensions, backends, presets
+from umsnet_fast import ops as R
+from umsnet_fast.forward import REFERENCE_OPS, run_encoder_layer, run_lsr_module
+from umsnet_fast.reference import LSRModule
+from umsnet_fast.reference import UMSNet as ReferenceUMSNet
+from umsnet_fast.testing import check_model, check_op, randomize_
+from umsnet_fast.weights import EncoderLayerWeights, LSRModuleWeights
+
+_EXT, _REASON = _extensions.load_extension("_cpu")
+needs_ext = pytest.mark.skipif(_EXT is None, reason=f"cpu extension unavailable: {_REASON}")
+ISAS = _EXT.supported_isas() if _EXT is not None else []
+
+if _EXT is not None:
+    from umsnet_fast.backends import cpu as C
+
+
+@pytest.fixture(params=ISAS or ["none"])
+def isa(request):
+    """Run the test under each instruction-set build this CPU supports, then restore `auto`."""
+    if _EXT is None:
+        pytest.skip(f"cpu extension unavailable: {_REASON}")
+    _EXT.set_isa(request.param)
+    yield request.param
+    _EXT.set_isa("auto")
+
+
+def _w(*shape, std=None):
+    std = 1.0 / math.sqrt(shape[-1]) if std is None else std
+    return torch.randn(*shape, dtype=torch.float64) * std
+
+
+def _noncontig(x: torch.Tensor) -> torch.Tensor:
+    """The same values as x, as a strided view of a bigger tensor."""
+    big = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
+    big[..., ::2] = x
+    return big[..., ::2]
+
+
+# ---- single ops --------------------------------------------------------------------------------
+
+@needs_ext
+@pytest.mark.parametrize("batch,length,c", [(1, 25, 16), (3, 8, 37), (2, 1, 24), (2, 13, 128), (40, 5, 24)])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_lsr_block(isa, batch, length, c, contiguous):
+    x = torch.randn(batch, length, c, dtype=torch.float64)
+    x = x if contiguous else _noncontig(x)
+    args = (x, _w(c, 3, std=0.5), 1 + 0.3 * torch.randn(c, dtype=torch.float64), 0.1 * torch.randn(c, dtype=torch.float64),
+            _w(4 * c, c), 0.1 * torch.randn(4 * c, dtype=torch.float64), _w(c, 4 * c),
+            0.1 * torch.randn(c, dtype=torch.float64), 0.5 + torch.rand(c, dtype=torch.float64), 1e-6)
+    check_op(C.lsr_block, R.lsr_block_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("c_in,c,length", [(3, 16, 25), (2, 20, 9)])
+def test_linear_layernorm(isa, c_in, c, length):
+    args = (_noncontig(torch.randn(2, length, c_in, dtype=torch.float64)), _w(c, c_in),
+            0.1 * torch.randn(c, dtype=torch.float64), 1 + 0.3 * torch.randn(c, dtype=torch.float64),
+            0.1 * torch.randn(c, dtype=torch.float64), 1e-6)
+    check_op(C.linear_layernorm, R.linear_layernorm_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("length,stride,c_in,c_out", [(25, 2, 16, 32), (8, 2, 37, 70), (24, 1, 64, 64)])
+def test_downsample(isa, length, stride, c_in, c_out):
+    args = (torch.randn(3, length, c_in, dtype=torch.float64), _w(c_out, stride * c_in),
+            0.1 * torch.randn(c_out, dtype=torch.float64), stride)
+    check_op(C.downsample, R.downsample_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("shape", [(7, 37), (2, 25, 256), (1, 1, 5)])
+def test_layer_norm(isa, shape):
+    c = shape[-1]
+    args = (torch.randn(*shape, dtype=torch.float64) * 3 + 1, 1 + 0.3 * torch.randn(c, dtype=torch.float64),
+            0.1 * torch.randn(c, dtype=torch.float64), 1e-6)
+    check_op(C.layer_norm, R.layer_norm_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("m,k,n,bias", [(1, 128, 6, True), (25, 33, 70, False), (257, 256, 768, True)])
+def test_linear(isa, m, k, n, bias):
+    args = (_noncontig(torch.randn(m, k, dtype=torch.float64)), _w(n, k),
+            0.1 * torch.randn(n, dtype=torch.float64) if bias else None)
+    check_op(C.linear, R.linear_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("batch,tokens,d,heads", [(2, 25, 256, 8), (3, 17, 24, 3), (1, 1, 32, 2), (1, 40, 48, 1)])
+def test_attention(isa, batch, tokens, d, heads):
+    check_op(C.attention, R.attention_ref, (2 * torch.randn(batch, tokens, 3 * d, dtype=torch.float64), heads))
+
+
+@needs_ext
+@pytest.mark.parametrize("gamma", [True, False])
+def test_mlp_residual(isa, gamma):
+    c, h = 40, 72
+    args = (torch.randn(2, 9, c, dtype=torch.float64), _w(h, c), 0.1 * torch.randn(h, dtype=torch.float64), _w(c, h),
+            0.1 * torch.randn(c, dtype=torch.float64), 0.5 + torch.rand(c, dtype=torch.float64) if gamma else None,
+            torch.randn(2, 9, c, dtype=torch.float64))
+    check_op(C.mlp_residual, R.mlp_residual_ref, args)
+
+
+@needs_ext
+@pytest.mark.parametrize("length,kernel,dims", [(25, 2, (16, 32, 64, 128)), (11, 2, (12, 20, 36, 52)),
+                                                (5, 1, (24, 24, 40))])
+def test_lsr_module(isa, length, kernel, dims):
+    module = randomize_(LSRModule(3, dims, [2] * len(dims), downsample_kernel=kernel)).eval()
+    w = LSRModuleWeights.from_module(module).map(torch.Tensor.detach)
+    check_op(lambda x, w: C.lsr_module(x, w.to(dtype=torch.float32)),
+             lambda x, w: run_lsr_module(REFERENCE_OPS, x, w.to(dtype=x.dtype)),
+             (torch.randn(3, length, 3, dtype=torch.float64), w))
+
+
+@needs_ext
+@pytest.mark.parametrize("d,heads,mlp,tokens", [(256, 8, 512, 25), (36, 3, 50, 2)])
+def test_encoder_layer(isa, d, heads, mlp, tokens):
+    layer = nn.TransformerEncoderLayer(d, heads, mlp, 0.0, activation="gelu", layer_norm_eps=1e-6,
+                                       batch_first=True, norm_first=True)
+    w = EncoderLayerWeights.from_module(randomize_(layer).eval()).map(torch.Tensor.detach)
+    check_op(lambda x, w: C.encoder_layer(x, w.to(dtype=torch.float32)),
+             lambda x, w: run_encoder_layer(REFERENCE_OPS, x, w.to(dtype=x.dtype)),
+             (torch.randn(2, tokens, d, dtype=torch.float64), w))
+
+
+@needs_ext
+def test_bad_input_names_the_shape():
+    blk = C.pack_block(LSRModuleWeights.from_module(LSRModule(3, (16,), [1], downsample_kernel=2)).stages[0][0])
+    with pytest.raises(RuntimeError, match=r"expected x \(batch, length, 16\)"):
+        _EXT.lsr_block(torch.randn(2, 5, 17), blk)
+    with pytest.raises(RuntimeError, match="expected float32"):
+        _EXT.lsr_block(torch.randn(2, 5, 16, dtype=torch.float64), blk)
+    with pytest.raises(RuntimeError, match="not supported|unknown"):
+        _EXT.set_isa("sse9")
+
+
+# ---- whole model --------------------------------------------------------------------------------
+
+def _pair(preset, k, variant="A"):
+    ref = randomize_(ReferenceUMSNet(**preset.model_kwargs(k), variant=variant)).eval()
+    return UMSNet.from_reference(ref, backend="cpu").eval(), ref
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_pair(preset_name, k, variant="A"):
+    """A (fast, reference) pair built once per session, for tests that do not change the weights
+    (check_model works on copies)."""
+    return _pair(presets.get_preset(preset_name), k, variant)
+
+
+@needs_ext
+@pytest.mark.parametrize("preset", [presets.HHAR, presets.MHEALTH], ids=lambda p: p.name)
+@pytest.mark.parametrize("variant", ["A", "B", "C"])
+def test_model_variants(preset, variant):
+    k = 2 if preset is presets.HHAR else 1  # MHEALTH: eight sensor modules; K = 1 covers that case too
+    fast, ref = _shared_pair(preset.name, k, variant)
+    xs = preset.example_inputs(1, k)
+    fast(xs)  # packed weights cached: check_model's deepcopy must still work
+    check_model(fast, ref, xs)
+
+
+@needs_ext
+@pytest.mark.parametrize("batch", [1, 257])
+def test_model_batch(batch):
+    fast, ref = _shared_pair("hhar", 3)
+    check_model(fast, ref, presets.HHAR.example_inputs(batch, 3))
+
+
+@needs_ext
+def test_model_all_isas(isa):
+    fast, ref = _shared_pair("hhar", 3)
+    check_model(fast, ref, presets.HHAR.example_inputs(2, 3))
+
+
+@needs_ext
+@pytest.mark.parametrize("k,length", [(3, 11), (1, 8)])
+def test_model_odd_widths_and_lengths(k, length):
+    sensors = [umsnet_fast.SensorSpec("a", 3), umsnet_fast.SensorSpec("b", 2), umsnet_fast.SensorSpec("c", 1)]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, k, "A", dims=(12, 20, 36, 52), fusion_dims=(24, 40, 40, 56),
+                                     embed_dim=48, num_heads=3, mlp_dim=80)).eval()
+    fast = UMSNet.from_reference(ref, backend="cpu").eval()
+    xs = [torch.randn(3, s.channels, k * length) for s in sensors]
+    check_model(fast, ref, xs)
+
+
+@needs_ext
+def test_model_noncontiguous_input():
+    fast, ref = _shared_pair("hhar", 3)
+    xs = [x.transpose(1, 2).contiguous().transpose(1, 2) for x in presets.HHAR.example_inputs(2, 3)]
+    xs[0] = _noncontig(presets.HHAR.example_inputs(2, 3)[0])
+    assert not xs[0].is_contiguous() and not xs[1].is_contiguous()
+    out = check_model(fast, ref, xs)
+    torch.testing.assert_close(out, fast(xs), rtol=0, atol=0)  # and the same as a second call
+
+
+@needs_ext
+def test_repacks_after_parameter_changes():
+    fast, ref = _pair(presets.HHAR, 2)
+    xs = presets.HHAR.example_inputs(2, 2)
+    with torch.no_grad():
+        before = fast(xs)
+        other = randomize_(copy.deepcopy(ref), seed=1)
+        fast.load_state_dict(other.state_dict())         # load_state_dict: in-place copies
+        torch.testing.assert_close(fast(xs), other(xs), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(fast(xs), before)
+        fast.sensor_encoders["acc"].stages[3][1].gamma.mul_(3.0)  # in-place edit of one parameter
+        other.sensor_encoders["acc"].stages[3][1].gamma.mul_(3.0)
+        torch.testing.assert_close(fast(xs), other(xs), rtol=1e-4, atol=1e-4)
+        new_head = nn.Parameter(torch.randn_like(fast.head.weight))  # a new Parameter object
+        fast.head.weight = new_head
+        other.head.weight = nn.Parameter(new_head.detach().clone())
+        torch.testing.assert_close(fast(xs), other(xs), rtol=1e-4, atol=1e-4)
+
+
+# ---- availability and fallback --------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """The backend registry with nothing cached, restored afterwards."""
+    monkeypatch.setattr(backends, "_loaded", {})
+    monkeypatch.setattr(backends, "_warned", set())
+
+
+def test_missing_extension_falls_back_to_reference(monkeypatch, fresh_registry):
+    reason = "extension umsnet_fast._cpu is not built (install with torch present: pip install --no-build-isolation .)"
+    monkeypatch.setattr(_extensions, "load_extension", lambda name: (None, reason))
+    info = umsnet_fast.available_backends()["cpu"]
+    assert not info.available and info.reason == reason
+    model = UMSNet(**presets.HHAR.model_kwargs(2), variant="A").eval()
+    with pytest.warns(RuntimeWarning, match="'cpu' is unavailable"):
+        assert model.active_backend("cpu", torch.float32) == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model(presets.HHAR.example_inputs(1, 2)).shape == (1, 6)
+    with pytest.raises(RuntimeError, match="not built"):
+        model.backend = "cpu"
+
+
+def test_extension_built_for_another_torch(monkeypatch, fresh_registry):
+    real_import = _extensions.importlib.import_module
+
+    def fail(name, *args):
+        if name == "umsnet_fast._cpu":
+            raise ImportError("undefined symbol: _ZN3c104impl3cow11cow_deleterEPv")
+        return real_import(name, *args)
+    monkeypatch.setattr(_extensions.importlib, "import_module", fail)
+    monkeypatch.setattr(_extensions, "build_info", lambda: {"torch": "0.0.1", "extensions": ["_cpu"]})
+    reason = umsnet_fast.available_backends()["cpu"].reason
+    assert f"built for torch 0.0.1, you have {torch.__version__}" in reason
+    model = UMSNet(**presets.HHAR.model_kwargs(2), variant="A").eval()
+    with pytest.warns(RuntimeWarning, match="built for torch 0.0.1"):
+        assert model.active_backend() == "reference"
+
+
+@needs_ext
+def test_auto_picks_cpu_for_float32_only():
+    model = UMSNet(**presets.HHAR.model_kwargs(2), variant="A")
+    assert model.active_backend("cpu", torch.float32) == "cpu"
+    assert model.active_backend("cpu", torch.float64) == "reference"
+    assert umsnet_fast.available_backends()["cpu"].available

@@ -1,0 +1,216 @@
+"""The `cpu` backend: the fused C++ engine of csrc/cpu (extension umsnet_fast._cpu), fp32.
+
+Weights are packed once per parameter change (the model caches `prepare`'s result on a fingerprint of
+its parameters): every Linear into panels of 32 output columns, (ceil(n/32), k, 32), zero-padded;
+LayerScale gamma folded into the block's second Linear, the attention scale 1/sqrt(head_dim) into the
+q rows of the packed projection, BatchNorm already folded into the downsample (umsnet_fast.weights).
+The whole eval forward is then one C++ call. The fine ops (lsr_block, linear, attention, ...) take the
+*_ref signatures, pack their weights on each call, and exist so that each kernel is tested alone.
+
+Environment: UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic picks the kernels' instruction set (also
+`set_isa`); threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the
+rows of a sensor tile at the last stage, a tuning knob.
+
+The packing goes through `_pack_dtype` so that a bf16 path (DESIGN.md section 5) can add a second
+packed dtype without touching the layout code.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .. import _extensions
+from ..forward import OpSet
+from ..weights import BlockWeights, EncoderLayerWeights, LSRModuleWeights, ModelWeights
+from .base import Backend
+
+PANEL = 32  # output columns per packed panel; csrc/cpu/kernels.h kPanel
+
+# Epilogues of the C++ linear: y = x W^T + b, then nothing / GELU / + residual.
+EPILOGUE_BIAS, EPILOGUE_GELU, EPILOGUE_RESIDUAL = 0, 1, 2
+
+
+@functools.cache
+def _ext():
+    ext, reason = _extensions.load_extension("_cpu")
+    if ext is None:
+        raise RuntimeError(f"backend 'cpu' is unavailable: {reason}")
+    return ext
+
+
+def _pack_dtype(t: torch.Tensor) -> torch.Tensor:
+    # The only packed dtype so far; a bf16 path would choose here.
+    return t.to(torch.float32).contiguous()
+
+
+def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None = None):
+    """weight (n, k), bias (n,) or None, scale (n,) or None (multiplies output n: W and b) -> _cpu.Linear.
+
+    Packed weight: (ceil(n / 32), k, 32), panel p holding output columns 32p .. 32p + 31, zero past n;
+    packed bias: (ceil(n / 32) * 32,). Scaling happens in float64 before the cast.
+    """
+    n, k = weight.shape
+    w = weight.detach().double()
+    b = bias.detach().double() if bias is not None else w.new_zeros(n)
+    if scale is not None:
+        s = scale.detach().double()
+        w, b = w * s[:, None], b * s
+    panels = -(-n // PANEL)
+    wp = w.new_zeros(panels * PANEL, k)
+    wp[:n] = w
+    bp = w.new_zeros(panels * PANEL)
+    bp[:n] = b
+    return _ext().make_linear(_pack_dtype(wp.view(panels, PANEL, k).transpose(1, 2)), _pack_dtype(bp), n)
+
+
+def pack_block(b: BlockWeights):
+    """An LSR block: depthwise taps as (k, C), gamma folded into the second Linear."""
+    return _ext().make_block(_pack_dtype(b.dw_weight.t()), _pack_dtype(b.ln_weight), _pack_dtype(b.ln_bias),
+                             float(b.eps), pack_linear(b.w1, b.b1), pack_linear(b.w2, b.b2, b.gamma))
+
+
+def pack_module(m: LSRModuleWeights):
+    return _ext().make_module(pack_linear(m.stem_weight, m.stem_bias), _pack_dtype(m.stem_ln_weight),
+                              _pack_dtype(m.stem_ln_bias), float(m.stem_eps),
+                              [[pack_block(b) for b in stage] for stage in m.stages],
+                              [pack_linear(d.weight, d.bias) for d in m.downsamples],
+                              [int(d.stride) for d in m.downsamples])
+
+
+def pack_layer(w: EncoderLayerWeights):
+    """An encoder layer; 1/sqrt(head_dim) folded into the q rows of the packed projection."""
+    d = w.out_proj_weight.shape[0]
+    q_scale = torch.ones(3 * d, dtype=torch.float64)
+    q_scale[:d] = 1.0 / math.sqrt(d // w.num_heads)
+    return _ext().make_layer(_pack_dtype(w.norm1_weight), _pack_dtype(w.norm1_bias),
+                             pack_linear(w.in_proj_weight, w.in_proj_bias, q_scale),
+                             pack_linear(w.out_proj_weight, w.out_proj_bias), _pack_dtype(w.norm2_weight),
+                             _pack_dtype(w.norm2_bias), pack_linear(w.w1, w.b1), pack_linear(w.w2, w.b2),
+                             float(w.eps), int(w.num_heads), 1.0)
+
+
+def pack_model(w: ModelWeights):
+    return _ext().make_model([pack_module(m) for m in w.sensors], pack_module(w.fusion),
+                             pack_linear(w.token_weight, w.token_bias), _pack_dtype(w.cls_token),
+                             _pack_dtype(w.pos_embed), [pack_layer(lw) for lw in w.layers],
+                             _pack_dtype(w.norm_weight), _pack_dtype(w.norm_bias), float(w.norm_eps),
+                             pack_linear(w.head_weight, w.head_bias), w.pos_embed.shape[0] - 1)
+
+
+@dataclass
+class CpuWeights:
+    """What `prepare` returns: the plain weights (fp32) and the packed engine built from them."""
+    weights: ModelWeights
+    engine: Any  # _cpu.Model
+
+
+# ---- ops with the *_ref signatures (umsnet_fast.ops) ------------------------------------------------
+
+def linear_layernorm(x, weight, bias, ln_weight, ln_bias, eps=1e-6):
+    """x (batch, length, C_in) -> LayerNorm(x W^T + b): (batch, length, C)."""
+    return _ext().layer_norm(_ext().linear(x, pack_linear(weight, bias)), ln_weight.contiguous(),
+                             ln_bias.contiguous(), eps)
+
+
+def lsr_block(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps=1e-6):
+    """x (batch, length, C) -> (batch, length, C), one fused pass per tile of positions."""
+    return _ext().lsr_block(x, pack_block(BlockWeights(dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps)))
+
+
+def downsample(x, weight, bias, stride):
+    """x (batch, length, C_in) -> (batch, length // stride, C_out); an odd tail is dropped."""
+    n, length, c = x.shape
+    l_out = length // stride
+    return _ext().linear(x[:, : l_out * stride].reshape(n, l_out, stride * c), pack_linear(weight, bias))
+
+
+def layer_norm(x, weight, bias, eps):
+    """LayerNorm over the last axis. x (..., C)."""
+    return _ext().layer_norm(x, weight.contiguous(), bias.contiguous(), eps)
+
+
+def linear(x, weight, bias):
+    """x (..., C_in) -> (..., C_out)."""
+    return _ext().linear(x, pack_linear(weight, bias))
+
+
+def attention(qkv, num_heads):
+    """qkv (batch, tokens, 3d) -> (batch, tokens, d)."""
+    d = qkv.shape[-1] // 3
+    return _ext().attention(qkv, num_heads, 1.0 / math.sqrt(d // num_heads))
+
+
+def mlp_residual(h, w1, b1, w2, b2, gamma, residual):
+    """residual + gamma * (GELU(h W1^T + b1) W2^T + b2); h, residual (..., C)."""
+    hidden = _ext().linear(h, pack_linear(w1, b1), EPILOGUE_GELU)
+    return _ext().linear(hidden, pack_linear(w2, b2, gamma), EPILOGUE_RESIDUAL, residual)
+
+
+def lsr_module(x, w: LSRModuleWeights):
+    """x (batch, length, C_in) -> (batch, length', dims[-1])."""
+    return _ext().lsr_module(x, pack_module(w))
+
+
+def encoder_layer(x, w: EncoderLayerWeights):
+    """x (batch, tokens, d) -> (batch, tokens, d)."""
+    return _ext().encoder_layer(x, pack_layer(w))
+
+
+def forward(w: CpuWeights, xs, num_slices: int):
+    """xs: per-sensor (batch, C_i, K * L_i), any strides -> logits (batch, num_classes); one C++ call."""
+    return _ext().forward(w.engine, list(xs))
+
+
+CPU_OPS = OpSet("cpu", linear_layernorm=linear_layernorm, lsr_block=lsr_block, downsample=downsample,
+                layer_norm=layer_norm, linear=linear, attention=attention, mlp_residual=mlp_residual,
+                lsr_module=lsr_module, encoder_layer=encoder_layer, forward=forward)
+
+
+def set_isa(name: str) -> None:
+    """Choose the kernels: 'auto' (best this CPU runs), 'avx512', 'avx2' or 'generic' (portable)."""
+    _ext().set_isa(name)
+
+
+def isa() -> str:
+    """The instruction set of the kernels in use."""
+    return _ext().isa()
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    device_types = ("cpu",)
+    dtypes = (torch.float32,)
+    auto_device_types = ("cpu",)
+
+    @property
+    def summary(self) -> str:
+        text = "fused C++ engine (csrc/cpu): OpenMP, AVX-512 / AVX2 / portable kernels chosen at run time"
+        ext, _ = _extensions.load_extension("_cpu")
+        try:
+            return f"{text}; using {ext.isa()} with {torch.get_num_threads()} threads" if ext else text
+        except RuntimeError:
+            return text
+
+    def unavailable_reason(self) -> str | None:
+        ext, reason = _extensions.load_extension("_cpu")
+        if ext is None:
+            return reason
+        try:
+            ext.isa()
+        except RuntimeError as e:  # UMSNET_FAST_CPU_ISA names a build this CPU cannot run
+            return str(e).splitlines()[0]
+        return None
+
+    def ops(self) -> OpSet:
+        return CPU_OPS
+
+    def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> CpuWeights:
+        weights = weights.to(device=device, dtype=dtype)
+        return CpuWeights(weights, pack_model(weights))
+
+
+BACKEND = CpuBackend()
