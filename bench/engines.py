@@ -234,9 +234,13 @@ class OnnxRuntimeEngine(Engine):
 
 
 def all_engines(device: torch.device) -> list[Engine]:
-    """Every engine for this device type, in run order (eager first: the others are compared to it)."""
+    """Every engine for this device type, in run order (eager first: the others are compared to it).
+
+    The fast model runs on each available backend that `auto` may pick for this device type (so not
+    triton under its CPU interpreter, which exists for tests).
+    """
     backends = [name for name, info in available_backends().items()
-                if info.available and device.type in info.device_types]
+                if info.available and device.type in info.auto_device_types]
     engines: list[Engine] = [EagerEngine()]
     engines += [FastEngine(b) for b in backends]
     if device.type == "cuda":

@@ -47,7 +47,7 @@ def test_quick_bench_through_the_cli(tmp_path, capsys):
     cfg = doc["config"]
     assert (cfg["variant"], cfg["preset"], cfg["slices"], cfg["batch_sizes"]) == ("A", "hhar", 2, [1, 2])
     expected = ["eager"] + [f"fast-{n}" for n, i in runner.available_backends().items()
-                            if i.available and "cpu" in i.device_types] + (["onnxruntime"] if HAVE_ORT else [])
+                            if i.available and "cpu" in i.auto_device_types] + (["onnxruntime"] if HAVE_ORT else [])
     assert cfg["engines"] == expected
     assert len(doc["results"]) == len(expected) * 2
 

@@ -7,22 +7,8 @@ from . import reference
 from .backends import BACKEND_NAMES, Backend, get_backend, resolve_backend
 from .inputs import check_finite as _check_finite
 from .inputs import validate_inputs
+from .weight_watch import WeightWatch
 from .weights import ModelWeights
-
-# Bumped whenever any module registers or replaces a parameter, buffer or submodule (nn.Module's
-# global registration hooks), so that a model can keep its list of tensors between calls and walk its
-# submodules again only after such a change: walking them costs ~0.7 ms, a batch-1 forward ~1-2 ms.
-_registrations = [0]
-
-
-def _on_registration(*_args) -> None:
-    _registrations[0] += 1
-
-
-torch.nn.modules.module.register_module_parameter_registration_hook(_on_registration)
-torch.nn.modules.module.register_module_buffer_registration_hook(_on_registration)
-torch.nn.modules.module.register_module_module_registration_hook(_on_registration)
-
 
 class UMSNet(reference.UMSNet):
     """Same constructor and state_dict as `umsnet_fast.reference.UMSNet`, plus `backend`.
@@ -37,8 +23,7 @@ class UMSNet(reference.UMSNet):
                  backend: str = "auto", **kwargs):
         super().__init__(sensors, num_classes, num_slices, variant, **kwargs)
         self._packed: dict[tuple, tuple[tuple, ModelWeights]] = {}
-        self._tensors: tuple[torch.Tensor, ...] = ()
-        self._tensors_at = -1  # value of _registrations when _tensors was gathered
+        self._watch: WeightWatch | None = None
         self.backend = backend
 
     @classmethod
@@ -83,13 +68,12 @@ class UMSNet(reference.UMSNet):
             _check_finite(["logits"], [logits], what="output")
         return logits
 
-    def _fingerprint(self) -> tuple:
+    def _fingerprint(self):
         # Any in-place update (optimizer step, load_state_dict, .copy_) bumps a tensor's version;
         # `p.data = ...` changes its data_ptr; replacing a Parameter/buffer/module object re-gathers.
-        if self._tensors_at != _registrations[0]:
-            self._tensors = (*self.parameters(), *self.buffers())
-            self._tensors_at = _registrations[0]
-        return tuple([(t.data_ptr(), t._version) for t in self._tensors])
+        if self._watch is None:
+            self._watch = WeightWatch(self)
+        return self._watch.current()
 
     def _weights_for(self, backend: Backend, device: torch.device, dtype: torch.dtype) -> ModelWeights:
         key = (backend.name, device, dtype)
@@ -104,14 +88,12 @@ class UMSNet(reference.UMSNet):
         # copy.deepcopy / pickle: leave the packed weights behind (a backend's packed form need not be
         # copyable, e.g. the cpu backend's C++ objects); the copy packs its own on its first call.
         state = self.__dict__.copy()
-        state["_packed"] = {}
-        state["_tensors"], state["_tensors_at"] = (), -1
+        state["_packed"], state["_watch"] = {}, None
         return state
 
     def _apply(self, fn, *args, **kwargs):
         # .to() / .cuda() / .half() replace the parameters: drop weights packed from the old ones.
-        self._packed = {}
-        self._tensors_at = -1
+        self._packed, self._watch = {}, None
         return super()._apply(fn, *args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -1,10 +1,10 @@
-"""Has a model's weights changed? The quantities of `UMSNet._fingerprint` (data pointer and version
-of every parameter and buffer), read cheaply.
+"""Has a model's weights changed? The data pointer and version of every parameter and buffer, read
+cheaply (the fast model's packed-weights cache and the captured path both key on them).
 
-`UMSNet._fingerprint()` walks the module tree on every call: 570 us for UMSNet-A (311 tensors) on
-the 2-core development machine, most of it the walk. `WeightWatch` keeps the tensor list and walks
-again only after some module registered a parameter, buffer or submodule (torch's global registration
-hooks), and reads the counters with C-level getters: 39 us on the same machine.
+Walking the module tree on every call costs 570 us for UMSNet-A (311 tensors) on the 2-core
+development machine. `WeightWatch` keeps the tensor list and walks again only after some module
+registered a parameter, buffer or submodule (torch's global registration hooks), and reads the
+counters with C-level getters: 39 us on the same machine.
 """
 from __future__ import annotations
 
@@ -41,9 +41,8 @@ _pointer_of = torch.Tensor.data_ptr
 
 
 class WeightWatch:
-    """The quantities of the model's fingerprint (`UMSNet._fingerprint`: data pointer and version of
-    every parameter and buffer), read cheaply: over a tensor list cached while no module registered a
-    parameter, buffer or submodule, with C-level getters (about 15x faster than the model's walk)."""
+    """Data pointer and version of every parameter and buffer of `model`, over a tensor list cached
+    while no module registered a parameter, buffer or submodule."""
 
     def __init__(self, model: torch.nn.Module):
         _install_hooks()

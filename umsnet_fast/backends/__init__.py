@@ -37,6 +37,7 @@ class BackendInfo:
     device_types: tuple[str, ...]
     dtypes: tuple[torch.dtype, ...]
     summary: str
+    auto_device_types: tuple[str, ...] = ()  # where `auto` may pick it (triton on CPU is for tests only)
 
 
 def _load(name: str) -> Backend | BackendUnavailable:
@@ -68,9 +69,10 @@ def available_backends() -> dict[str, BackendInfo]:
         if isinstance(b, BackendUnavailable):
             meta = b.backend
             out[name] = BackendInfo(name, False, b.reason, meta.device_types if meta else (),
-                                    meta.dtypes if meta else (), meta.summary if meta else "")
+                                    meta.dtypes if meta else (), meta.summary if meta else "",
+                                    meta.auto_device_types if meta else ())
         else:
-            out[name] = BackendInfo(name, True, None, b.device_types, b.dtypes, b.summary)
+            out[name] = BackendInfo(name, True, None, b.device_types, b.dtypes, b.summary, b.auto_device_types)
     return out
 
 
