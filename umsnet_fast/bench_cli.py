@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -50,9 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", type=_dtypes, metavar="D,...",
                    help="fp32, fp16, bf16, comma-separated (default CPU fp32; CUDA fp32,bf16)")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for every engine (default: all cores). On CPU, intra-op spinning is "
-                        "off for all: ORT's by its session option, torch's OpenMP threads by "
-                        "OMP_WAIT_POLICY=PASSIVE (set by re-executing the command, unless already set)")
+                   help="intra-op threads for every engine (default: all cores). ONNX Runtime runs with intra-op "
+                        "spinning off; torch's OpenMP threads (and the C++ extension's) keep the OpenMP "
+                        "runtime's wait policy as the environment sets it (OMP_WAIT_POLICY, recorded in the JSON)")
     p.add_argument("--engines", metavar="PATTERN,...",
                    help="subset of engines by name or shell pattern, e.g. 'eager,fast-*' (default: all)")
     p.add_argument("--output", default=os.path.join("bench", "results"), metavar="DIR",
@@ -100,26 +99,6 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-def _started_as_cli() -> bool:
-    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return prog.startswith("umsnet-fast") or (prog == "__main__.py" and "umsnet_fast" in sys.argv[0])
-
-
-def _passive_openmp() -> None:
-    """ORT runs with spinning off; give torch's OpenMP threads (and the C++ extension's) the same.
-
-    OMP_WAIT_POLICY is read when the OpenMP runtime loads, before this code runs, so the command
-    re-executes itself once with it set. A value the user set is kept; in-process calls (tests) are
-    not re-executed and record the policy they ran with.
-    """
-    if "OMP_WAIT_POLICY" in os.environ or not _started_as_cli():
-        return
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "umsnet_fast", *sys.argv[1:]], env)
-
-
 def show(doc: dict, console: Console) -> None:
     """Failures and skips, engine notes, the table, then the targets the run can judge."""
     from umsnet_fast.bench import report
@@ -142,8 +121,6 @@ def run(args: argparse.Namespace) -> int:
         show(json.loads(Path(args.show).read_text()), Console())
         return 0
     cfg = build_config(args)
-    if cfg.device == "cpu":
-        _passive_openmp()
     console = Console()
     err = Console(stderr=True)
     try:
