@@ -47,7 +47,13 @@ def _max_jobs() -> None:
     os.environ["MAX_JOBS"] = str(max(1, min(os.cpu_count() or 1, int(mem_gib // 4))))
 
 
+BUILD_INFO = os.path.join(ROOT, "umsnet_fast", "_build_info.json")
+
+
 def _extensions():
+    # A record left by an earlier build would claim extensions this build does not make.
+    if os.path.exists(BUILD_INFO):
+        os.remove(BUILD_INFO)
     cpu_sources = _sources("csrc/cpu/*.cpp")
     cuda_sources = _sources("csrc/cuda/*.cu")
     if not cpu_sources and not cuda_sources:
@@ -99,7 +105,7 @@ def _extensions():
     if not exts:
         return [], {}
     # Recorded so that an extension built for another torch is reported in words, not as a symbol error.
-    with open(os.path.join(ROOT, "umsnet_fast", "_build_info.json"), "w") as f:
+    with open(BUILD_INFO, "w") as f:
         json.dump(built_with, f)
     _say(f"building {', '.join(built_with['extensions'])} against torch {torch.__version__}")
     return exts, {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}

@@ -150,3 +150,24 @@ def test_public_api():
     assert umsnet_fast.UMSNet is UMSNet
     assert umsnet_fast.reference.UMSNet is reference.UMSNet
     assert set(umsnet_fast.BACKEND_NAMES) == set(available_backends())
+
+
+def test_extension_loader_reasons(monkeypatch):
+    from umsnet_fast import _extensions
+
+    def missing(name, *args):
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    # A missing module is "not built", whatever an earlier build recorded.
+    monkeypatch.setattr(_extensions.importlib, "import_module", missing)
+    monkeypatch.setattr(_extensions, "build_info", lambda: {"torch": "0.0.1", "extensions": ["_x"]})
+    module, reason = _extensions.load_extension("_x")
+    assert module is None and "umsnet_fast._x is not built" in reason and "--no-build-isolation" in reason
+
+    def broken(name, *args):
+        raise ImportError("undefined symbol: _ZN3c10")
+
+    monkeypatch.setattr(_extensions.importlib, "import_module", broken)
+    assert "built for torch 0.0.1, you have" in _extensions.load_extension("_x")[1]
+    monkeypatch.setattr(_extensions, "build_info", lambda: {"torch": torch.__version__, "extensions": ["_x"]})
+    assert "failed to load: undefined symbol" in _extensions.load_extension("_x")[1]

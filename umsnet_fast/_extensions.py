@@ -20,14 +20,16 @@ def build_info() -> dict | None:
 
 def load_extension(name: str):
     """Import umsnet_fast.<name>; return (module, None) or (None, reason)."""
-    info = build_info()
     try:
         return importlib.import_module(f"umsnet_fast.{name}"), None
-    except ImportError as e:
-        if info is None or name.lstrip("_") not in {x.lstrip("_") for x in info.get("extensions", [])}:
-            return None, (f"extension umsnet_fast.{name} is not built (install with torch present: "
-                          "pip install --no-build-isolation .)")
-        if info.get("torch") != torch.__version__:
+    except ModuleNotFoundError as e:
+        if e.name != f"umsnet_fast.{name}":
+            return None, f"extension umsnet_fast.{name} failed to load: {e}"
+        return None, (f"extension umsnet_fast.{name} is not built (install with torch present: "
+                      "pip install --no-build-isolation .)")
+    except ImportError as e:  # built, but cannot load: most often built against another torch
+        info = build_info()
+        if info is not None and info.get("torch") != torch.__version__:
             return None, (f"extension umsnet_fast.{name} was built for torch {info.get('torch')}, "
                           f"you have {torch.__version__}: reinstall with pip install --no-build-isolation .")
         return None, f"extension umsnet_fast.{name} failed to load: {e}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .backends import available_backends
@@ -68,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
     bt.add_column("notes")
     for info in available_backends().values():
         bt.add_row(info.name, "[green]yes[/]" if info.available else "[red]no[/]",
-                   ", ".join(info.device_types) or "-", info.summary if info.available else info.reason)
+                   ", ".join(info.device_types) or "-", escape(info.summary if info.available else info.reason))
     console.print(bt)
     return 0
