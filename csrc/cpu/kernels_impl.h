@@ -277,6 +277,43 @@ void lsr_block_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s
   gemm<kBiasResidual>(s.hid, H, M, p.fc2, x, C, x, C, par);
 }
 
+// The mean over each segment's L rows of the block's output, (G, C) rows of `out` at stride ldo, without
+// the block's output itself: mean_t(x + fc2(g_t)) = mean_t(x) + fc2(mean_t(g_t)) as fc2 is affine, so
+// fc2 runs on G rows instead of G * L. x is left as scratch.
+void lsr_block_mean_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s, float* out,
+                         int64_t ldo, const Par& par) {
+  const int64_t M = (int64_t)G * L;
+  const int C = p.c, H = p.fc1.n;
+  dwconv_ln(x, s.h, G, L, p, s.tmp, par);
+  gemm<kBiasGelu>(s.h, C, M, p.fc1, s.hid, H, nullptr, 0, par);
+  // means in place: segment g's mean goes to row g of hid (and of h for x), at or before its first row
+  const float inv = 1.f / L;
+  // one thread: in place, row g may lie in an earlier segment, read by another thread in a split
+  const int64_t lo = 0, hi = par.tid == 0 ? G : 0;
+  for (int64_t g = lo; g < hi; ++g) {
+    const float *hg = s.hid + g * L * H, *xg = x + g * L * C;
+    float *hm = s.hid + g * H, *xm = s.h + g * C;
+    for (int pass = 0; pass < 2; ++pass) {
+      const float* src = pass ? xg : hg;
+      float* dst = pass ? xm : hm;
+      const int n = pass ? C : H;
+      int c = 0;
+      for (; c + 16 <= n; c += 16) {
+        v16 acc = vld(src + c);
+        for (int t = 1; t < L; ++t) acc += vld(src + (int64_t)t * n + c);
+        vst(dst + c, acc * inv);
+      }
+      for (; c < n; ++c) {
+        float acc = src[c];
+        for (int t = 1; t < L; ++t) acc += src[(int64_t)t * n + c];
+        dst[c] = acc * inv;
+      }
+    }
+  }
+  par.barrier();
+  gemm<kBiasResidual>(s.hid, H, G, p.fc2, out, ldo, s.h, C, par);
+}
+
 int module_out_length(const ModuleP& m, int L) {
   for (int st = 1; st < m.nstages; ++st) L /= m.down_stride[st - 1];
   return L;
@@ -293,8 +330,11 @@ void module_scratch_size(const ModuleP& m, int64_t G, int L, int64_t* act, int64
   }
 }
 
-// in (G * L, c_in) -> the module's output (G * L', dims[-1]), returned (one of s.x, s.x2).
-float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s, const Par& par) {
+// in (G * L, c_in) -> the module's output (G * L', dims[-1]), returned (one of s.x, s.x2). With `mean`
+// (and a last stage with blocks), instead its mean over L' per segment, (G, dims[-1]) at row stride
+// ldm, and nullptr is returned.
+float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s, const Par& par,
+                   float* mean = nullptr, int64_t ldm = 0) {
   float *x = s.x, *x2 = s.x2;
   gemm<kBias>(in, m.c_in, (int64_t)G * L, m.stem, x, m.dims[0], nullptr, 0, par);
   layer_norm_rows(x, (int64_t)G * L, m.dims[0], m.stem_ln_w, m.stem_ln_b, m.stem_eps, x, par);
@@ -316,7 +356,12 @@ float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s
       L = Lo;
     }
     s.x = x;
-    for (int b = 0; b < m.nblocks[st]; ++b) lsr_block_tile(x, G, L, m.blocks[st][b], s, par);
+    const bool pool = mean && st == m.nstages - 1 && m.nblocks[st] > 0;
+    for (int b = 0; b < m.nblocks[st] - (pool ? 1 : 0); ++b) lsr_block_tile(x, G, L, m.blocks[st][b], s, par);
+    if (pool) {
+      lsr_block_mean_tile(x, G, L, m.blocks[st][m.nblocks[st] - 1], s, mean, ldm, par);
+      return nullptr;
+    }
   }
   return x;
 }
@@ -325,8 +370,9 @@ float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s
 // Attention and the Transformer part.
 
 // Per (sample, head): scores against k transposed (vectorised over keys), softmax, weighted sum of v.
-void attention_rows(const float* qkv, int S, int T, int d, int heads, float scale, float* out, float* tmp,
-                    const Par& par) {
+// Only the first nq tokens of each sample are queries (T, or 1 for the class token alone): out (S * nq, d).
+void attention_rows(const float* qkv, int S, int T, int nq, int d, int heads, float scale, float* out,
+                    float* tmp, const Par& par) {
   const int hd = d / heads, Tp = (T + 15) / 16 * 16;
   float* kt = tmp;              // (hd, Tp)
   float* srow = tmp + hd * Tp;  // (Tp,)
@@ -342,7 +388,7 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
       for (int j = 0; j < T; ++j) kt[e * Tp + j] = base[j * ld + d + e];
       for (int j = T; j < Tp; ++j) kt[e * Tp + j] = 0.f;
     }
-    for (int i = 0; i < T; ++i) {
+    for (int i = 0; i < nq; ++i) {
       const float* q = base + i * ld;
       for (int e = 0; e < hd; ++e) qs[e] = q[e] * scale;
       for (int j = 0; j < Tp; j += 16) {  // scores of 16 keys, accumulated in a register
@@ -361,7 +407,7 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
         acc += p;
       }
       const float inv = 1.f / hsum(acc);
-      float* o = out + (s * T + i) * (int64_t)d + (int64_t)h * hd;
+      float* o = out + (s * nq + i) * (int64_t)d + (int64_t)h * hd;
       int e = 0;
       for (; e + 16 <= hd; e += 16) {  // 16 output features at a time, in a register
         v16 oe = {};
@@ -390,11 +436,28 @@ void encoder_layer_tile(float* x, int S, int T, int d, const LayerP& p, const La
   const int64_t M = (int64_t)S * T;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
   gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
-  attention_rows(s.qkv, S, T, d, p.heads, p.q_scale, s.att, s.tmp, par);
+  attention_rows(s.qkv, S, T, T, d, p.heads, p.q_scale, s.att, s.tmp, par);
   gemm<kBiasResidual>(s.att, d, M, p.out, x, d, x, d, par);
   layer_norm_rows(x, M, d, p.ln2_w, p.ln2_b, p.eps, s.h, par);
   gemm<kBiasGelu>(s.h, d, M, p.fc1, s.hid, p.fc1.n, nullptr, 0, par);
   gemm<kBiasResidual>(s.hid, p.fc1.n, M, p.fc2, x, d, x, d, par);
+}
+
+// The last layer, for the class tokens only (rows s * T of x): the model reads nothing else after it.
+// Keys and values still come from all tokens; attention, out_proj and the MLP run on S rows, not S * T.
+void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, const LayerScratch& s,
+                            const Par& par) {
+  const int64_t M = (int64_t)S * T, ldx = (int64_t)T * d;
+  layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
+  gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
+  attention_rows(s.qkv, S, T, 1, d, p.heads, p.q_scale, s.att, s.tmp, par);  // (S, d)
+  gemm<kBiasResidual>(s.att, d, S, p.out, x, ldx, x, ldx, par);
+  int64_t lo, hi;
+  par.range(S, &lo, &hi);
+  for (int64_t r = lo; r < hi; ++r) ln_row(x + r * ldx, s.h + r * d, d, p.ln2_w, p.ln2_b, p.eps);
+  par.barrier();
+  gemm<kBiasGelu>(s.h, d, S, p.fc1, s.hid, p.fc1.n, nullptr, 0, par);
+  gemm<kBiasResidual>(s.hid, p.fc1.n, S, p.fc2, x, ldx, x, ldx, par);
 }
 
 int max_mlp(const ModelP& m) {
@@ -451,7 +514,8 @@ void head_tile(const ModelP& m, const float* F, int S, float* logits, HeadScratc
     for (int c = 0; c < d; ++c) dst[c] = src[c] + pos[c];
   }
   par.barrier();
-  for (int l = 0; l < m.nlayers; ++l) encoder_layer_tile(hs.tok, S, T, d, m.layers[l], hs.layer, par);
+  for (int l = 0; l + 1 < m.nlayers; ++l) encoder_layer_tile(hs.tok, S, T, d, m.layers[l], hs.layer, par);
+  if (m.nlayers > 0) encoder_layer_cls_tile(hs.tok, S, T, d, m.layers[m.nlayers - 1], hs.layer, par);
   par.range(S, &lo, &hi);
   for (int64_t s = lo; s < hi; ++s) ln_row(hs.tok + s * T * d, hs.pooled + s * d, d, m.norm_w, m.norm_b, m.norm_eps);
   par.barrier();
@@ -511,10 +575,11 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
           for (int c = 0; c < mod.c_in; ++c)
             gathered[((int64_t)gi * L + t) * mod.c_in + c] = in.x[b * in.sb + c * in.sc + (k * L + t) * in.st];
       }
-      const float* y = module_tile(mod, gathered, g, L, s, Par());
-      const int lf = module_out_length(mod, L), cf = mod.dims[mod.nstages - 1];
       int off = 0;
       for (int j = 0; j < i; ++j) off += m.sensors[j].dims[m.sensors[j].nstages - 1];
+      const float* y = module_tile(mod, gathered, g, L, s, Par(), F + q0 * fw + off, fw);
+      if (!y) continue;  // the last block wrote the means
+      const int lf = module_out_length(mod, L), cf = mod.dims[mod.nstages - 1];
       for (int gi = 0; gi < g; ++gi) {  // mean over the remaining length
         float* dst = F + (q0 + gi) * fw + off;
         for (int c = 0; c < cf; ++c) dst[c] = 0.f;
@@ -643,7 +708,7 @@ void lsr_module_op(const float* x, int B, int L, const ModuleP& m, float* y, int
 void attention_op(const float* qkv, int B, int T, int d, int heads, float scale, float* out, int threads) {
   UMS_TEAM(threads, {
     float* tmp = falloc(attention_tmp_size(T, d, heads));
-    attention_rows(qkv, B, T, d, heads, scale, out, tmp, par);
+    attention_rows(qkv, B, T, T, d, heads, scale, out, tmp, par);
     free(tmp);
   })
 }
