@@ -28,6 +28,21 @@ inline float hsum(v16 v) {  // pairwise: four shuffles and adds
   s += __builtin_shuffle(s, (v16i){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
   return s[0] + s[1];
 }
+// min/max of vectors: one instruction each under AVX-512 (the generic ?: form becomes compare + blend)
+inline v16 vmin(v16 a, v16 b) {
+#if defined(UMS_AVX512)
+  return (v16)_mm512_min_ps((__m512)a, (__m512)b);
+#else
+  return a < b ? a : b;
+#endif
+}
+inline v16 vmax(v16 a, v16 b) {
+#if defined(UMS_AVX512)
+  return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+  return a > b ? a : b;
+#endif
+}
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -56,9 +71,7 @@ inline v16 vexp(v16 x) {
 // erf as a rational function on [-4, 4] (beyond, erf is +-1 in fp32): the coefficients of Eigen's and
 // XLA's float erf, |error| < 5e-7; no exp, one division.
 inline v16 verf(v16 x) {
-  const v16 hi = vset(4.f), lo = vset(-4.f);
-  x = x > hi ? hi : x;
-  x = x < lo ? lo : x;
+  x = vmax(vmin(x, vset(4.f)), vset(-4.f));
   const v16 x2 = x * x;
   v16 p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
   p = p * x2 - 2.10102402082508e-06f;
@@ -247,13 +260,18 @@ void dwconv_ln(const float* x, float* h, int G, int L, const BlockP& p, float* t
   for (int64_t r = lo; r < hi; ++r) {
     const int64_t g = r / L;
     const int t = (int)(r % L);
-    for (int c = 0; c < C; ++c) tmp[c] = 0.f;
-    for (int j = 0; j < p.ksize; ++j) {
-      const int tt = t + j - pad;
-      if (tt < 0 || tt >= L) continue;
-      const float* xr = x + (g * L + tt) * C;
-      const float* wj = p.dw + (int64_t)j * C;
-      for (int c = 0; c < C; ++c) tmp[c] += wj[c] * xr[c];
+    const int j0 = (int)imax(0, pad - t), j1 = (int)imin(p.ksize, L + pad - t);  // taps inside the segment
+    const int64_t r0 = g * L + t - pad;  // input row of tap 0 (may lie outside: only taps j0..j1 are read)
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {  // 16 channels in a register across the taps
+      v16 acc = {};
+      for (int j = j0; j < j1; ++j) acc += vld(p.dw + (int64_t)j * C + c) * vld(x + (r0 + j) * C + c);
+      vst(tmp + c, acc);
+    }
+    for (; c < C; ++c) {
+      float acc = 0.f;
+      for (int j = j0; j < j1; ++j) acc += p.dw[(int64_t)j * C + c] * x[(r0 + j) * C + c];
+      tmp[c] = acc;
     }
     ln_row(tmp, h + r * C, C, p.ln_w, p.ln_b, p.eps);
   }
