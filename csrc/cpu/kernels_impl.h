@@ -467,7 +467,15 @@ void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, cons
                             const Par& par) {
   const int64_t M = (int64_t)S * T, ldx = (int64_t)T * d;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
-  gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
+  if (d % kPanel == 0) {  // q fills whole panels: keys and values of all tokens, queries of the class rows
+    LinearP kv = p.qkv, q = p.qkv;
+    kv.w += (int64_t)d * kv.k, kv.b += d, kv.n -= d;
+    q.n = d;
+    gemm<kBias>(s.h, d, M, kv, s.qkv + d, 3 * d, nullptr, 0, par);
+    gemm<kBias>(s.h, ldx, S, q, s.qkv, (int64_t)T * 3 * d, nullptr, 0, par);
+  } else {
+    gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
+  }
   attention_rows(s.qkv, S, T, 1, d, p.heads, p.q_scale, s.att, s.tmp, par);  // (S, d)
   gemm<kBiasResidual>(s.att, d, S, p.out, x, ldx, x, ldx, par);
   int64_t lo, hi;
