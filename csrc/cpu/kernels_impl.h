@@ -68,32 +68,32 @@ inline v16 vexp(v16 x) {
   return y * (v16)bits;
 }
 
-// erf as a rational function on [-4, 4] (beyond, erf is +-1 in fp32): the coefficients of Eigen's and
-// XLA's float erf, |error| < 5e-7; no exp, one division.
-inline v16 verf(v16 x) {
-  x = vmax(vmin(x, vset(4.f)), vset(-4.f));
-  const v16 x2 = x * x;
-  v16 p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-  p = p * x2 - 2.10102402082508e-06f;
-  p = p * x2 - 5.69250639462346e-05f;
-  p = p * x2 - 7.34990630326855e-04f;
-  p = p * x2 - 2.95459980854025e-03f;
-  p = p * x2 - 1.60960333262415e-02f;
-  v16 q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
-  q = q * x2 - 1.68282697438203e-03f;
-  q = q * x2 - 7.37332916720468e-03f;
-  q = q * x2 - 1.42647390514189e-02f;
+// GELU(x) = x/2 (1 + erf(x / sqrt 2)) with erf(z) = z p(z^2) / q(z^2) on [-4, 4] (beyond, erf is +-1 in
+// fp32): the rational function of Eigen's and XLA's float erf, |error| < 5e-7, no exp, one division.
+// Its argument scaling is folded into the coefficients (as polynomials in x^2, and x/2 / sqrt 2 into p),
+// so GELU(x) = x/2 + x xc p~(xc^2) / q~(xc^2) with xc = x clamped to [-4 sqrt 2, 4 sqrt 2].
+inline v16 vgelu(v16 x) {
+  const v16 xc = vmax(vmin(x, vset(5.656854249f)), vset(-5.656854249f));
+  const v16 u = xc * xc;
+  v16 p = u * -1.505995060e-12f + 3.061199413e-10f;
+  p = p * u - 4.642651039e-08f;
+  p = p * u - 2.515756171e-06f;
+  p = p * u - 6.496460735e-05f;
+  p = p * u - 5.223043901e-04f;
+  p = p * u - 5.690807158e-03f;
+  v16 q = u * -9.103794904e-07f - 2.667175691e-05f;
+  q = q * u - 4.207067436e-04f;
+  q = q * u - 3.686664584e-03f;
+  q = q * u - 1.426473905e-02f;
 #if defined(UMS_AVX512)  // set by isa_avx512.cpp (g++ does not define __AVX512F__ after a target pragma)
   // rcp14 and one Newton step (about 1 ulp) instead of a division, which is slow on zmm registers
   v16 r = (v16)_mm512_rcp14_ps((__m512)q);
   r = r * (2.f - q * r);
-  return x * p * r;
+  return 0.5f * x + x * (xc * p * r);
 #else
-  return x * p / q;
+  return 0.5f * x + x * (xc * p / q);
 #endif
 }
-
-inline v16 vgelu(v16 x) { return 0.5f * x * (1.f + verf(x * 0.70710678118654752f)); }
 
 float* falloc(int64_t n) {
   const size_t bytes = ((size_t)(n > 0 ? n : 1) * sizeof(float) + 127) / 64 * 64;
