@@ -199,6 +199,17 @@ def test_model_odd_widths_and_lengths(k, length):
 
 
 @needs_ext
+@pytest.mark.parametrize("depths,num_layers", [((1, 0, 2, 1), 1), ((2, 1, 1, 0), 0), ((0, 0, 0, 0), 2)])
+def test_model_depths(depths, num_layers):
+    """The engine's shortcuts at the ends: the sensor modules' last block yields only its mean over
+    length, the last encoder layer runs only the class token; both also when that block or layer is absent."""
+    ref = randomize_(ReferenceUMSNet(list(presets.HHAR.sensors), 6, 3, "A", depths=depths,
+                                     fusion_depths=depths, num_layers=num_layers)).eval()
+    fast = UMSNet.from_reference(ref, backend="cpu").eval()
+    check_model(fast, ref, presets.HHAR.example_inputs(3, 3))
+
+
+@needs_ext
 def test_model_noncontiguous_input():
     fast, ref = _shared_pair("hhar", 3)
     xs = [x.transpose(1, 2).contiguous().transpose(1, 2) for x in presets.HHAR.example_inputs(2, 3)]

@@ -28,6 +28,21 @@ inline float hsum(v16 v) {  // pairwise: four shuffles and adds
   s += __builtin_shuffle(s, (v16i){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
   return s[0] + s[1];
 }
+// min/max of vectors: one instruction each under AVX-512 (the generic ?: form becomes compare + blend)
+inline v16 vmin(v16 a, v16 b) {
+#if defined(UMS_AVX512)
+  return (v16)_mm512_min_ps((__m512)a, (__m512)b);
+#else
+  return a < b ? a : b;
+#endif
+}
+inline v16 vmax(v16 a, v16 b) {
+#if defined(UMS_AVX512)
+  return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+  return a > b ? a : b;
+#endif
+}
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -53,34 +68,32 @@ inline v16 vexp(v16 x) {
   return y * (v16)bits;
 }
 
-// erf as a rational function on [-4, 4] (beyond, erf is +-1 in fp32): the coefficients of Eigen's and
-// XLA's float erf, |error| < 5e-7; no exp, one division.
-inline v16 verf(v16 x) {
-  const v16 hi = vset(4.f), lo = vset(-4.f);
-  x = x > hi ? hi : x;
-  x = x < lo ? lo : x;
-  const v16 x2 = x * x;
-  v16 p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-  p = p * x2 - 2.10102402082508e-06f;
-  p = p * x2 - 5.69250639462346e-05f;
-  p = p * x2 - 7.34990630326855e-04f;
-  p = p * x2 - 2.95459980854025e-03f;
-  p = p * x2 - 1.60960333262415e-02f;
-  v16 q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
-  q = q * x2 - 1.68282697438203e-03f;
-  q = q * x2 - 7.37332916720468e-03f;
-  q = q * x2 - 1.42647390514189e-02f;
+// GELU(x) = x/2 (1 + erf(x / sqrt 2)) with erf(z) = z p(z^2) / q(z^2) on [-4, 4] (beyond, erf is +-1 in
+// fp32): the rational function of Eigen's and XLA's float erf, |error| < 5e-7, no exp, one division.
+// Its argument scaling is folded into the coefficients (as polynomials in x^2, and x/2 / sqrt 2 into p),
+// so GELU(x) = x/2 + x xc p~(xc^2) / q~(xc^2) with xc = x clamped to [-4 sqrt 2, 4 sqrt 2].
+inline v16 vgelu(v16 x) {
+  const v16 xc = vmax(vmin(x, vset(5.656854249f)), vset(-5.656854249f));
+  const v16 u = xc * xc;
+  v16 p = u * -1.505995060e-12f + 3.061199413e-10f;
+  p = p * u - 4.642651039e-08f;
+  p = p * u - 2.515756171e-06f;
+  p = p * u - 6.496460735e-05f;
+  p = p * u - 5.223043901e-04f;
+  p = p * u - 5.690807158e-03f;
+  v16 q = u * -9.103794904e-07f - 2.667175691e-05f;
+  q = q * u - 4.207067436e-04f;
+  q = q * u - 3.686664584e-03f;
+  q = q * u - 1.426473905e-02f;
 #if defined(UMS_AVX512)  // set by isa_avx512.cpp (g++ does not define __AVX512F__ after a target pragma)
   // rcp14 and one Newton step (about 1 ulp) instead of a division, which is slow on zmm registers
   v16 r = (v16)_mm512_rcp14_ps((__m512)q);
   r = r * (2.f - q * r);
-  return x * p * r;
+  return 0.5f * x + x * (xc * p * r);
 #else
-  return x * p / q;
+  return 0.5f * x + x * (xc * p / q);
 #endif
 }
-
-inline v16 vgelu(v16 x) { return 0.5f * x * (1.f + verf(x * 0.70710678118654752f)); }
 
 float* falloc(int64_t n) {
   const size_t bytes = ((size_t)(n > 0 ? n : 1) * sizeof(float) + 127) / 64 * 64;
@@ -247,13 +260,18 @@ void dwconv_ln(const float* x, float* h, int G, int L, const BlockP& p, float* t
   for (int64_t r = lo; r < hi; ++r) {
     const int64_t g = r / L;
     const int t = (int)(r % L);
-    for (int c = 0; c < C; ++c) tmp[c] = 0.f;
-    for (int j = 0; j < p.ksize; ++j) {
-      const int tt = t + j - pad;
-      if (tt < 0 || tt >= L) continue;
-      const float* xr = x + (g * L + tt) * C;
-      const float* wj = p.dw + (int64_t)j * C;
-      for (int c = 0; c < C; ++c) tmp[c] += wj[c] * xr[c];
+    const int j0 = (int)imax(0, pad - t), j1 = (int)imin(p.ksize, L + pad - t);  // taps inside the segment
+    const int64_t r0 = g * L + t - pad;  // input row of tap 0 (may lie outside: only taps j0..j1 are read)
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {  // 16 channels in a register across the taps
+      v16 acc = {};
+      for (int j = j0; j < j1; ++j) acc += vld(p.dw + (int64_t)j * C + c) * vld(x + (r0 + j) * C + c);
+      vst(tmp + c, acc);
+    }
+    for (; c < C; ++c) {
+      float acc = 0.f;
+      for (int j = j0; j < j1; ++j) acc += p.dw[(int64_t)j * C + c] * x[(r0 + j) * C + c];
+      tmp[c] = acc;
     }
     ln_row(tmp, h + r * C, C, p.ln_w, p.ln_b, p.eps);
   }
@@ -277,6 +295,43 @@ void lsr_block_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s
   gemm<kBiasResidual>(s.hid, H, M, p.fc2, x, C, x, C, par);
 }
 
+// The mean over each segment's L rows of the block's output, (G, C) rows of `out` at stride ldo, without
+// the block's output itself: mean_t(x + fc2(g_t)) = mean_t(x) + fc2(mean_t(g_t)) as fc2 is affine, so
+// fc2 runs on G rows instead of G * L. x is left as scratch.
+void lsr_block_mean_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s, float* out,
+                         int64_t ldo, const Par& par) {
+  const int64_t M = (int64_t)G * L;
+  const int C = p.c, H = p.fc1.n;
+  dwconv_ln(x, s.h, G, L, p, s.tmp, par);
+  gemm<kBiasGelu>(s.h, C, M, p.fc1, s.hid, H, nullptr, 0, par);
+  // means in place: segment g's mean goes to row g of hid (and of h for x), at or before its first row
+  const float inv = 1.f / L;
+  // one thread: in place, row g may lie in an earlier segment, read by another thread in a split
+  const int64_t lo = 0, hi = par.tid == 0 ? G : 0;
+  for (int64_t g = lo; g < hi; ++g) {
+    const float *hg = s.hid + g * L * H, *xg = x + g * L * C;
+    float *hm = s.hid + g * H, *xm = s.h + g * C;
+    for (int pass = 0; pass < 2; ++pass) {
+      const float* src = pass ? xg : hg;
+      float* dst = pass ? xm : hm;
+      const int n = pass ? C : H;
+      int c = 0;
+      for (; c + 16 <= n; c += 16) {
+        v16 acc = vld(src + c);
+        for (int t = 1; t < L; ++t) acc += vld(src + (int64_t)t * n + c);
+        vst(dst + c, acc * inv);
+      }
+      for (; c < n; ++c) {
+        float acc = src[c];
+        for (int t = 1; t < L; ++t) acc += src[(int64_t)t * n + c];
+        dst[c] = acc * inv;
+      }
+    }
+  }
+  par.barrier();
+  gemm<kBiasResidual>(s.hid, H, G, p.fc2, out, ldo, s.h, C, par);
+}
+
 int module_out_length(const ModuleP& m, int L) {
   for (int st = 1; st < m.nstages; ++st) L /= m.down_stride[st - 1];
   return L;
@@ -293,8 +348,11 @@ void module_scratch_size(const ModuleP& m, int64_t G, int L, int64_t* act, int64
   }
 }
 
-// in (G * L, c_in) -> the module's output (G * L', dims[-1]), returned (one of s.x, s.x2).
-float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s, const Par& par) {
+// in (G * L, c_in) -> the module's output (G * L', dims[-1]), returned (one of s.x, s.x2). With `mean`
+// (and a last stage with blocks), instead its mean over L' per segment, (G, dims[-1]) at row stride
+// ldm, and nullptr is returned.
+float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s, const Par& par,
+                   float* mean = nullptr, int64_t ldm = 0) {
   float *x = s.x, *x2 = s.x2;
   gemm<kBias>(in, m.c_in, (int64_t)G * L, m.stem, x, m.dims[0], nullptr, 0, par);
   layer_norm_rows(x, (int64_t)G * L, m.dims[0], m.stem_ln_w, m.stem_ln_b, m.stem_eps, x, par);
@@ -316,7 +374,12 @@ float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s
       L = Lo;
     }
     s.x = x;
-    for (int b = 0; b < m.nblocks[st]; ++b) lsr_block_tile(x, G, L, m.blocks[st][b], s, par);
+    const bool pool = mean && st == m.nstages - 1 && m.nblocks[st] > 0;
+    for (int b = 0; b < m.nblocks[st] - (pool ? 1 : 0); ++b) lsr_block_tile(x, G, L, m.blocks[st][b], s, par);
+    if (pool) {
+      lsr_block_mean_tile(x, G, L, m.blocks[st][m.nblocks[st] - 1], s, mean, ldm, par);
+      return nullptr;
+    }
   }
   return x;
 }
@@ -325,8 +388,9 @@ float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s
 // Attention and the Transformer part.
 
 // Per (sample, head): scores against k transposed (vectorised over keys), softmax, weighted sum of v.
-void attention_rows(const float* qkv, int S, int T, int d, int heads, float scale, float* out, float* tmp,
-                    const Par& par) {
+// Only the first nq tokens of each sample are queries (T, or 1 for the class token alone): out (S * nq, d).
+void attention_rows(const float* qkv, int S, int T, int nq, int d, int heads, float scale, float* out,
+                    float* tmp, const Par& par) {
   const int hd = d / heads, Tp = (T + 15) / 16 * 16;
   float* kt = tmp;              // (hd, Tp)
   float* srow = tmp + hd * Tp;  // (Tp,)
@@ -342,7 +406,7 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
       for (int j = 0; j < T; ++j) kt[e * Tp + j] = base[j * ld + d + e];
       for (int j = T; j < Tp; ++j) kt[e * Tp + j] = 0.f;
     }
-    for (int i = 0; i < T; ++i) {
+    for (int i = 0; i < nq; ++i) {
       const float* q = base + i * ld;
       for (int e = 0; e < hd; ++e) qs[e] = q[e] * scale;
       for (int j = 0; j < Tp; j += 16) {  // scores of 16 keys, accumulated in a register
@@ -361,7 +425,7 @@ void attention_rows(const float* qkv, int S, int T, int d, int heads, float scal
         acc += p;
       }
       const float inv = 1.f / hsum(acc);
-      float* o = out + (s * T + i) * (int64_t)d + (int64_t)h * hd;
+      float* o = out + (s * nq + i) * (int64_t)d + (int64_t)h * hd;
       int e = 0;
       for (; e + 16 <= hd; e += 16) {  // 16 output features at a time, in a register
         v16 oe = {};
@@ -390,11 +454,36 @@ void encoder_layer_tile(float* x, int S, int T, int d, const LayerP& p, const La
   const int64_t M = (int64_t)S * T;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
   gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
-  attention_rows(s.qkv, S, T, d, p.heads, p.q_scale, s.att, s.tmp, par);
+  attention_rows(s.qkv, S, T, T, d, p.heads, p.q_scale, s.att, s.tmp, par);
   gemm<kBiasResidual>(s.att, d, M, p.out, x, d, x, d, par);
   layer_norm_rows(x, M, d, p.ln2_w, p.ln2_b, p.eps, s.h, par);
   gemm<kBiasGelu>(s.h, d, M, p.fc1, s.hid, p.fc1.n, nullptr, 0, par);
   gemm<kBiasResidual>(s.hid, p.fc1.n, M, p.fc2, x, d, x, d, par);
+}
+
+// The last layer, for the class tokens only (rows s * T of x): the model reads nothing else after it.
+// Keys and values still come from all tokens; attention, out_proj and the MLP run on S rows, not S * T.
+void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, const LayerScratch& s,
+                            const Par& par) {
+  const int64_t M = (int64_t)S * T, ldx = (int64_t)T * d;
+  layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
+  if (d % kPanel == 0) {  // q fills whole panels: keys and values of all tokens, queries of the class rows
+    LinearP kv = p.qkv, q = p.qkv;
+    kv.w += (int64_t)d * kv.k, kv.b += d, kv.n -= d;
+    q.n = d;
+    gemm<kBias>(s.h, d, M, kv, s.qkv + d, 3 * d, nullptr, 0, par);
+    gemm<kBias>(s.h, ldx, S, q, s.qkv, (int64_t)T * 3 * d, nullptr, 0, par);
+  } else {
+    gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
+  }
+  attention_rows(s.qkv, S, T, 1, d, p.heads, p.q_scale, s.att, s.tmp, par);  // (S, d)
+  gemm<kBiasResidual>(s.att, d, S, p.out, x, ldx, x, ldx, par);
+  int64_t lo, hi;
+  par.range(S, &lo, &hi);
+  for (int64_t r = lo; r < hi; ++r) ln_row(x + r * ldx, s.h + r * d, d, p.ln2_w, p.ln2_b, p.eps);
+  par.barrier();
+  gemm<kBiasGelu>(s.h, d, S, p.fc1, s.hid, p.fc1.n, nullptr, 0, par);
+  gemm<kBiasResidual>(s.hid, p.fc1.n, S, p.fc2, x, ldx, x, ldx, par);
 }
 
 int max_mlp(const ModelP& m) {
@@ -451,7 +540,8 @@ void head_tile(const ModelP& m, const float* F, int S, float* logits, HeadScratc
     for (int c = 0; c < d; ++c) dst[c] = src[c] + pos[c];
   }
   par.barrier();
-  for (int l = 0; l < m.nlayers; ++l) encoder_layer_tile(hs.tok, S, T, d, m.layers[l], hs.layer, par);
+  for (int l = 0; l + 1 < m.nlayers; ++l) encoder_layer_tile(hs.tok, S, T, d, m.layers[l], hs.layer, par);
+  if (m.nlayers > 0) encoder_layer_cls_tile(hs.tok, S, T, d, m.layers[m.nlayers - 1], hs.layer, par);
   par.range(S, &lo, &hi);
   for (int64_t s = lo; s < hi; ++s) ln_row(hs.tok + s * T * d, hs.pooled + s * d, d, m.norm_w, m.norm_b, m.norm_eps);
   par.barrier();
@@ -511,10 +601,11 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
           for (int c = 0; c < mod.c_in; ++c)
             gathered[((int64_t)gi * L + t) * mod.c_in + c] = in.x[b * in.sb + c * in.sc + (k * L + t) * in.st];
       }
-      const float* y = module_tile(mod, gathered, g, L, s, Par());
-      const int lf = module_out_length(mod, L), cf = mod.dims[mod.nstages - 1];
       int off = 0;
       for (int j = 0; j < i; ++j) off += m.sensors[j].dims[m.sensors[j].nstages - 1];
+      const float* y = module_tile(mod, gathered, g, L, s, Par(), F + q0 * fw + off, fw);
+      if (!y) continue;  // the last block wrote the means
+      const int lf = module_out_length(mod, L), cf = mod.dims[mod.nstages - 1];
       for (int gi = 0; gi < g; ++gi) {  // mean over the remaining length
         float* dst = F + (q0 + gi) * fw + off;
         for (int c = 0; c < cf; ++c) dst[c] = 0.f;
@@ -643,7 +734,7 @@ void lsr_module_op(const float* x, int B, int L, const ModuleP& m, float* y, int
 void attention_op(const float* qkv, int B, int T, int d, int heads, float scale, float* out, int threads) {
   UMS_TEAM(threads, {
     float* tmp = falloc(attention_tmp_size(T, d, heads));
-    attention_rows(qkv, B, T, d, heads, scale, out, tmp, par);
+    attention_rows(qkv, B, T, T, d, heads, scale, out, tmp, par);
     free(tmp);
   })
 }
