@@ -237,6 +237,10 @@ def targets(doc: dict) -> list[str]:
     The fast model on the `reference` backend is not a candidate: it is the op sequence in plain PyTorch.
     """
     rows, lines = doc["results"], []
+    cfg = doc["config"]
+    if (cfg["variant"], cfg["preset"], cfg["slices"]) != ("A", "hhar", 24):
+        return [f"targets (DESIGN.md section 5) are set for UMSNet-A / HHAR / K=24; this run is "
+                f"UMSNet-{cfg['variant']} / {cfg['preset'].upper()} / K={cfg['slices']}: not judged"]
     if doc["machine"]["device"] == "cpu":
         b1, b256 = _ok(rows, "fp32", 1), _ok(rows, "fp32", 256)
         best = _best_fast(b1)

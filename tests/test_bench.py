@@ -159,7 +159,8 @@ def _row(engine, batch, ms, dtype="fp32"):
 
 
 def test_targets_judge_the_measured_ratios():
-    cpu = {"machine": {"device": "cpu"}, "config": {"dtypes": ["fp32"]}, "results": [
+    workload = {"variant": "A", "preset": "hhar", "slices": 24}
+    cpu = {"machine": {"device": "cpu"}, "config": {"dtypes": ["fp32"], **workload}, "results": [
         _row("eager", 1, 10), _row("fast-cpu", 1, 1.5), _row("fast-reference", 1, 0.1), _row("inductor", 1, 8),
         _row("onnxruntime", 1, 5), _row("eager", 256, 800), _row("fast-cpu", 256, 300),
         dict(_row("fast-cpu", 64, 1), status="failed")]}
@@ -168,7 +169,7 @@ def test_targets_judge_the_measured_ratios():
     assert "fast-cpu 1.5 ms vs eager 10 ms = 6.67x (target 6x): [green]met" in lines[0]
     assert "vs onnxruntime 5 ms = 3.33x (target 2x): [green]met" in lines[1]
     assert "= 2.67x (target 3x): [red]not met" in lines[2]
-    gpu = {"machine": {"device": "cuda"}, "config": {"dtypes": ["bf16"]}, "results": [
+    gpu = {"machine": {"device": "cuda"}, "config": {"dtypes": ["bf16"], **workload}, "results": [
         dict(_row("fast-triton-graph", 1, 0.06, "bf16"), kernels=40, kernel_ms=0.045),
         _row("inductor-reduce-overhead", 1, 0.3, "bf16"),
         _row("fast-cuda", 4096, 10, "bf16"), _row("inductor-max-autotune", 4096, 25, "bf16")]}
@@ -177,3 +178,7 @@ def test_targets_judge_the_measured_ratios():
                              "time (75% of the latency)")
     assert "= 5.00x (target 5x): [green]met" in lines[1]
     assert "fast-cuda 409,600/s vs inductor-max-autotune 163,840/s = 2.50x" in lines[2]
+    # Targets are set for one workload; another (a --quick run, K=2) is not judged.
+    other = dict(cpu, config=dict(cpu["config"], slices=2))
+    assert report.targets(other) == ["targets (DESIGN.md section 5) are set for UMSNet-A / HHAR / K=24; "
+                                     "this run is UMSNet-A / HHAR / K=2: not judged"]
