@@ -17,26 +17,18 @@ import argparse
 import csv
 import datetime
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from umsnet_fast.bench.common import DTYPES, git_commit
+
 K, L = 24, 25
 SENSOR_STAGES = [(L, 16), (L // 2, 32), (L // 4, 64), (L // 8, 128)]  # (length, width) per stage
 FUSION_STAGES = [(K, 64), (K, 128)]
 FIELDS = ["kernel", "shape", "dtype", "impl", "median_us", "p20_us", "p80_us", "ref_over_impl", "device",
           "torch", "triton", "commit", "date"]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _rand(*shape, dtype, scale=1.0):
@@ -113,7 +105,7 @@ def main(argv=None) -> int:
     from rich.table import Table
 
     meta = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
-                commit=_commit(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                commit=git_commit(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     table = Table(title=f"Triton kernels vs *_ref on {meta['device']} (torch {meta['torch']}, "
                         f"triton {meta['triton']}, {meta['commit']}); microseconds")
     for col in ("kernel", "shape", "dtype", "impl", "median", "p20", "p80", "ref / impl"):

@@ -6,13 +6,12 @@ import json
 import os
 import platform
 import re
-import subprocess
 from pathlib import Path
 
 import torch
 from rich.table import Table
 
-__all__ = ["machine_info", "load_average", "versions", "git_commit", "results_stem", "write_json", "make_table", "plot"]
+__all__ = ["machine_info", "load_average", "versions", "results_stem", "write_json", "make_table", "plot"]
 
 SCHEMA = "umsnet-fast-bench/1"
 
@@ -62,19 +61,6 @@ def versions() -> dict:
     return {"torch": torch.__version__, "triton": _version("triton"), "onnxruntime": _version("onnxruntime"),
             "onnx": _version("onnx"), "onnxscript": _version("onnxscript"), "numpy": _version("numpy"),
             "umsnet_fast": umsnet_fast.__version__}
-
-
-def git_commit() -> str:
-    """Short commit of the checkout umsnet_fast runs from, '+dirty' if tracked files changed; 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def now() -> _dt.datetime:

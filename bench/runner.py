@@ -22,13 +22,13 @@ from umsnet_fast.reference import UMSNet as ReferenceUMSNet
 from umsnet_fast.testing import randomize_
 
 from . import report
+from .common import DTYPES, git_commit
 from .engines import BenchContext, Engine, all_engines, select_engines
 from .profile import gpu_kernels
 from .timing import Budget, time_call
 
 __all__ = ["BenchConfig", "run"]
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
 
     started = report.now()
     machine = report.machine_info(device, cfg.threads)
-    commit = report.git_commit()
+    commit = git_commit()
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = report.results_stem(machine, started, commit)

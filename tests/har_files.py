@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from umsnet_fast.data import HHAR_FILES
+from umsnet_fast.har.hhar import HHAR_FILES
 
 # --------------------------------------------------------------------------------------------------
 # MHEALTH fixture: 24 tab-separated columns at 50 Hz. Column 0 (chest acc x) is the time in seconds

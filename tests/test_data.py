@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from har_files import ACTIVITY_CODE, MHEALTH_RUNS, write_hhar, write_mhealth
+
 from umsnet_fast import presets
-from umsnet_fast.data import DataFormatError, load_hhar, load_mhealth
+from umsnet_fast.har import DataFormatError, load_hhar, load_mhealth
+
 
 def mhealth_windows_expected(window_s: float, step_s: float | None) -> dict[int, int]:
     """Windows per raw label in one subject: each run of n rows spans (n-1)/50 s, resampled to 64 Hz."""
@@ -141,7 +142,7 @@ def test_hhar_missing_file(tmp_path):
 
 def test_hhar_fast_and_exact_readers_agree(tmp_path):
     pytest.importorskip("pandas", reason="the fast HHAR reader uses pandas")
-    from umsnet_fast.data import _read_hhar_csv, _read_hhar_csv_exact
+    from umsnet_fast.har.hhar import _read_hhar_csv, _read_hhar_csv_exact
     write_hhar(tmp_path)
     for name in ("Phones_accelerometer.csv", "Watch_gyroscope.csv"):
         fast, exact = (read(tmp_path / name, presets.HHAR.classes) for read in (_read_hhar_csv, _read_hhar_csv_exact))

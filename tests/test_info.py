@@ -23,3 +23,16 @@ def test_python_m_entry_point():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "5.555M" in r.stdout
+
+
+def test_engine_never_imports_the_har_application():
+    """umsnet_fast.har sits on top of the engine: importing and running the engine leaves it unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch, umsnet_fast; from umsnet_fast import info, cli; "
+            "m = umsnet_fast.UMSNet(umsnet_fast.presets.HHAR.sensors, 6, 2).eval(); "
+            "m([torch.randn(1, 3, 50), torch.randn(1, 3, 50)]); "
+            "print(sorted(n for n in sys.modules if n.startswith('umsnet_fast.har')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -11,10 +11,24 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS = {
     "info": ("umsnet_fast.info", "model size and cost beside the paper's figures; backends available here"),
-    "train": ("umsnet_fast.train", "train UMSNet on MHEALTH, HHAR (leave-one-subject-out) or BasicMotions; metrics and checkpoints"),
-    "evaluate": ("umsnet_fast.evaluate", "accuracy and macro-F1 of a checkpoint, run by the fast model"),
-    "bench": ("umsnet_fast.bench_cli", "latency and throughput: eager reference vs the fast model vs torch.compile / ONNX Runtime"),
+    "train": ("umsnet_fast.har.train_command",
+              "train UMSNet on MHEALTH, HHAR (leave-one-subject-out) or BasicMotions; metrics and checkpoints"),
+    "evaluate": ("umsnet_fast.har.evaluate_command", "accuracy and macro-F1 of a checkpoint, run by the fast model"),
+    "bench": ("umsnet_fast.bench.cli",
+              "latency and throughput: eager reference vs the fast model vs torch.compile / ONNX Runtime"),
 }
+
+
+def add_model_arguments(p: argparse.ArgumentParser, slices_default: int | None = 24,
+                        slices_help: str = "slices per window (default 24)") -> None:
+    """--variant, --preset, --slices: the model a command describes or measures (info, bench)."""
+    from .config import VARIANTS
+    from .presets import PRESETS
+
+    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS), help="model variant (default A)")
+    p.add_argument("--preset", default="hhar", type=str.lower, choices=sorted(PRESETS),
+                   help="dataset preset (default hhar)")
+    p.add_argument("--slices", default=slices_default, type=int, metavar="K", help=slices_help)
 
 
 def build_parser() -> argparse.ArgumentParser:

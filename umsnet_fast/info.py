@@ -8,16 +8,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from .backends import available_backends
-from .config import VARIANTS
-from .presets import PRESETS, get_preset
+from .cli import add_model_arguments
+from .presets import get_preset
 from .reference import UMSNet
 from .stats import attention_macs, model_costs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS), help="model variant (default A)")
-    p.add_argument("--preset", default="hhar", type=str.lower, choices=sorted(PRESETS), help="dataset preset (default hhar)")
-    p.add_argument("--slices", default=24, type=int, metavar="K", help="slices per window (default 24)")
+    add_model_arguments(p)
 
 
 def _m(n: float) -> str:

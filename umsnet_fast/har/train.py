@@ -1,20 +1,16 @@
-"""Training and evaluation of UMSNet on HAR windows, and the `umsnet-fast train` command.
+"""Training and testing of UMSNet on HAR windows (the `umsnet-fast train` command is train_command.py).
 
 Leave-one-subject-out folds (scikit-learn's LeaveOneGroupOut) or a fixed split; AdamW with a linear
 warm-up then a cosine schedule; stochastic depth; per-channel standardisation fitted on the training
-split only; accuracy and macro-F1 per fold and averaged over folds (the paper's metrics). Checkpoints
-are safetensors of the state_dict plus a JSON sidecar (constructor arguments, classes, normalisation,
-data settings) that `load_checkpoint` turns back into either model.
+split only; accuracy and macro-F1 per fold and averaged over folds (the paper's metrics). Each fold's
+model is saved as a checkpoint (checkpoint.py).
 
 Needs scikit-learn and safetensors (`pip install 'umsnet-fast[data]'`); they are imported lazily so that
 the core package does not need them.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,24 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import reference
-from .config import VARIANTS, SensorSpec
-from .data import DATASETS, HARDataset, load_dataset
-from .model import UMSNet
+from .. import reference
+from ..config import SensorSpec
+from ..model import UMSNet
+from ._optional import require
+from .checkpoint import save_checkpoint
+from .dataset import HARDataset
 
 __all__ = ["TrainSettings", "DATASET_DEFAULTS", "fit_normalization", "normalize", "train_model", "predict",
-           "scores", "save_checkpoint", "load_checkpoint", "make_folds", "run_experiment"]
-
-CHECKPOINT_FORMAT = "umsnet-fast-checkpoint/1"
-
-
-def require(module: str, package: str | None = None):
-    """Import an optional dependency, or fail naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"{module} is needed for training and evaluation: pip install 'umsnet-fast[data]' "
-                          f"(or pip install {package or module})") from e
+           "scores", "make_folds", "run_experiment"]
 
 
 @dataclass
@@ -181,59 +168,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def _jsonable_kwargs(model: reference.UMSNet) -> dict:
-    kwargs = model.config.constructor_kwargs()
-    kwargs["sensors"] = [[s.name, s.channels] for s in model.config.sensors]
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-
-
-def save_checkpoint(path, model: reference.UMSNet, meta: dict) -> Path:
-    """path.safetensors (the state_dict) + path.json (constructor kwargs and meta). Returns the .safetensors path."""
-    st = require("safetensors.torch", "safetensors")
-    path = Path(path).with_suffix(".safetensors")
-    info = {"format": CHECKPOINT_FORMAT, "model": _jsonable_kwargs(model), **meta}
-    text = json.dumps(info, indent=1)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    st.save_file(state, str(path), metadata={"umsnet_fast": text})  # the file alone is self-describing too
-    path.with_suffix(".json").write_text(text)
-    return path
-
-
-def load_checkpoint(path, fast: bool = True, backend: str = "auto", device="cpu"):
-    """(model in eval mode, metadata) from a checkpoint of save_checkpoint.
-
-    fast: umsnet_fast.UMSNet (with `backend`) if True, else umsnet_fast.reference.UMSNet. The
-    state_dict is loaded strictly.
-    """
-    st = require("safetensors.torch", "safetensors")
-    path = Path(path)
-    if path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    sidecar = path.with_suffix(".json")
-    if sidecar.is_file():
-        meta = json.loads(sidecar.read_text())
-    else:
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            text = (f.metadata() or {}).get("umsnet_fast")
-        if text is None:
-            raise ValueError(f"{path}: no {sidecar.name} beside it and no umsnet_fast metadata inside")
-        meta = json.loads(text)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-    kwargs = dict(meta["model"])
-    kwargs["sensors"] = [SensorSpec(n, c) for n, c in kwargs["sensors"]]
-    model = UMSNet(**kwargs, backend=backend) if fast else reference.UMSNet(**kwargs)
-    model.load_state_dict(st.load_file(str(path)), strict=True)
-    return model.to(device).eval(), meta
-
-
-# --------------------------------------------------------------------------------------------------
 # folds and the experiment
 
 
@@ -313,133 +247,3 @@ def run_experiment(train_sets: list[tuple[str, HARDataset, HARDataset]], model_k
     return result
 
 
-# --------------------------------------------------------------------------------------------------
-# CLI: umsnet-fast train
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
-
-
-def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--dataset", choices=DATASETS, required=required, help="data set")
-    p.add_argument("--data-root", type=Path, metavar="DIR",
-                   help="folder with your copy of the MHEALTH logs or the HHAR CSVs (BasicMotions ships with sktime)")
-    p.add_argument("--window-seconds", type=float, default=None, help="window length (MHEALTH/HHAR; default 6 s: K=24)")
-    p.add_argument("--step-seconds", type=float, default=None, help="step between windows (default: the window length)")
-    p.add_argument("--devices", choices=("all", "phones", "watches"), default=None, help="HHAR devices (default all)")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_arguments(p)
-    p.add_argument("--split", choices=("loso", "fixed"), default=None,
-                   help="leave-one-subject-out folds (default for MHEALTH/HHAR) or one fixed split "
-                        "(BasicMotions: its train/test split)")
-    p.add_argument("--test-subjects", type=lambda s: s.split(","), default=None, metavar="S1,S2",
-                   help="fixed split: the test subjects; loso: run only these subjects' folds")
-    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS), help="UMSNet variant (default A)")
-    p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and the checkpoints here")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
-    g = p.add_argument_group("optimisation (defaults depend on --dataset)")
-    for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float),
-                      ("warmup-epochs", float), ("drop-path", float), ("label-smoothing", float),
-                      ("augment-scale", float), ("augment-noise", float)):
-        g.add_argument(f"--{name}", type=typ, default=None)
-    g.add_argument("--layer-scale-init", type=float, default=1e-6, help="LayerScale gamma at init (default 1e-6)")
-    a = p.add_argument_group("architecture overrides (default: the variant's)")
-    a.add_argument("--dims", type=_ints)
-    a.add_argument("--fusion-dims", type=_ints)
-    a.add_argument("--depths", type=_ints)
-    a.add_argument("--fusion-depths", type=_ints)
-    a.add_argument("--layers", type=int, dest="num_layers")
-    a.add_argument("--embed-dim", type=int)
-    a.add_argument("--heads", type=int, dest="num_heads")
-    a.add_argument("--mlp-dim", type=int)
-
-
-def data_settings(args: argparse.Namespace) -> dict:
-    """What load_dataset needs, from the CLI arguments (stored in checkpoints for `evaluate`)."""
-    info = {"dataset": args.dataset}
-    if args.dataset != "basicmotions":
-        if args.data_root is None:
-            raise SystemExit(f"--data-root is needed for {args.dataset}: the folder with your copy of its files")
-        info.update(root=str(args.data_root.resolve()), window_seconds=args.window_seconds or 6.0,
-                    step_seconds=args.step_seconds)
-        if args.dataset == "hhar":
-            info["devices"] = args.devices or "all"
-    elif args.window_seconds is not None or args.step_seconds is not None or args.devices is not None:
-        raise SystemExit("BasicMotions comes as fixed 10 s windows: --window-seconds, --step-seconds and "
-                         "--devices do not apply")
-    return info
-
-
-def load_from_settings(info: dict):
-    kwargs = {k: info[k] for k in ("root", "window_seconds", "step_seconds", "devices") if k in info}
-    return load_dataset(info["dataset"], **kwargs)
-
-
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    try:
-        require("sklearn.metrics", "scikit-learn")
-        require("safetensors.torch", "safetensors")
-    except ImportError as e:
-        raise SystemExit(str(e)) from None
-    console = Console()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    elif args.dataset == "basicmotions" and args.device == "cpu":
-        # batches of 8 short windows: the ops are too small for intra-op threads, which only add
-        # synchronisation (here, on a busy 2-core machine: 20 s of CPU time on 1 thread, over 130 s on 2)
-        torch.set_num_threads(1)
-    info = data_settings(args)
-    settings = TrainSettings(seed=args.seed, device=args.device)
-    defaults = {**asdict(settings), **DATASET_DEFAULTS[args.dataset]}
-    for field_name, arg in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
-                            ("weight_decay", "weight_decay"), ("warmup_epochs", "warmup_epochs"),
-                            ("drop_path_rate", "drop_path"), ("label_smoothing", "label_smoothing"),
-                            ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise")):
-        value = getattr(args, arg)
-        setattr(settings, field_name, defaults[field_name] if value is None else value)
-    try:
-        data = load_from_settings(info)
-    except (OSError, ValueError) as e:  # missing or malformed files: the message names file and line
-        raise SystemExit(str(e)) from None
-    if args.dataset == "basicmotions":
-        if args.split == "loso" or args.test_subjects:
-            raise SystemExit("BasicMotions has no subject ids: only its fixed train/test split")
-        train_ds, test_ds = data
-        sets = [("test", train_ds, test_ds)]
-        ds = train_ds
-    else:
-        ds = data
-        if len(ds) == 0:
-            raise SystemExit(f"no windows of {info['window_seconds']} s in {info['root']}")
-        split = args.split or "loso"
-        try:
-            folds = make_folds(ds, split, args.test_subjects)
-        except ValueError as e:
-            raise SystemExit(str(e)) from None
-        sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
-    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": args.variant,
-                    "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
-    for k in ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
-        if getattr(args, k) is not None:
-            model_kwargs[k] = getattr(args, k)
-    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{args.variant}, K={ds.num_slices}, "
-                  f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
-                  f"{torch.get_num_threads()} threads on {settings.device}")
-    t0 = time.perf_counter()
-    result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
-    console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
-                  f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
-    if args.output is not None:
-        console.print(f"wrote {args.output / 'metrics.json'}")
-    return 0

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import add_data_arguments, data_settings, load_checkpoint, load_from_settings, normalize, predict, scores
+from .checkpoint import load_checkpoint
+from .train import normalize, predict, scores
+from .train_command import add_data_arguments, data_settings, load_from_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

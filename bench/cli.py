@@ -12,8 +12,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .config import VARIANTS
-from .presets import PRESETS
+from umsnet_fast.cli import add_model_arguments
 
 QUICK_BATCHES = (1, 2)
 
@@ -29,7 +28,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _dtypes(text: str) -> tuple[str, ...]:
-    from umsnet_fast.bench.runner import DTYPES
+    from umsnet_fast.bench.common import DTYPES
     values = tuple(v.strip().lower() for v in text.split(",") if v.strip())
     bad = [v for v in values if v not in DTYPES]
     if not values or bad:
@@ -38,9 +37,7 @@ def _dtypes(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS), help="model variant (default A)")
-    p.add_argument("--preset", default="hhar", type=str.lower, choices=sorted(PRESETS), help="dataset preset (default hhar)")
-    p.add_argument("--slices", default=None, type=int, metavar="K", help="slices per window (default 24; --quick 2)")
+    add_model_arguments(p, slices_default=None, slices_help="slices per window (default 24; --quick 2)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto (default): the GPU when there is one, else the CPU")
     p.add_argument("--batch-sizes", type=_ints, metavar="B,...",
@@ -64,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true",
                    help="CUDA: also count each call's kernels and their GPU time (what bounds the latency)")
     p.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
+    p.add_argument("--kernels", action="store_true",
+                   help="GPU: the per-kernel Triton benchmarks against their *_ref instead (UMSNet-A / HHAR "
+                        "shapes at --batch-sizes and --dtype; rows appended to bench/results/kernels_triton.csv)")
 
 
 def build_config(args: argparse.Namespace):
@@ -120,6 +120,15 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         show(json.loads(Path(args.show).read_text()), Console())
         return 0
+    if args.kernels:
+        from umsnet_fast.bench import kernels_triton
+
+        argv = []
+        if args.batch_sizes:
+            argv += ["--batch", *map(str, args.batch_sizes)]
+        if args.dtype:
+            argv += ["--dtype", *args.dtype]
+        return kernels_triton.main(argv)
     cfg = build_config(args)
     console = Console()
     err = Console(stderr=True)

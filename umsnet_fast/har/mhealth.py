@@ -1,0 +1,86 @@
+"""MHEALTH: the raw `mHealth_subject<N>.log` files of the user's copy, resampled to 64 Hz (presets.MHEALTH)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..presets import MHEALTH
+from .dataset import DataFormatError, HARDataset, assemble, cut_windows, label_runs, resample, window_geometry
+
+__all__ = ["load_mhealth", "MHEALTH_LABELS"]
+
+MHEALTH_RATE_HZ = 50.0
+MHEALTH_COLUMNS = 24
+# Raw label -> the paper's 7 classes (standing, sitting, lying, walking, climbing stairs, cycling,
+# jogging). 0 is the null class; 6-8 and 11-12 (waist bends, arm elevation, crouching, running,
+# jumping) are not among the paper's classes and are dropped too.
+MHEALTH_LABELS = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 9: 5, 10: 6}
+# Columns of each preset sensor in the 24-column log (chest acc, ECG, ankle acc/gyro/mag, arm acc/gyro/mag).
+_MHEALTH_SENSOR_COLUMNS = ((0, 3), (3, 5), (5, 8), (8, 11), (11, 14), (14, 17), (17, 20), (20, 23))
+_MHEALTH_FILE = re.compile(r"^mHealth_subject(\d+)\.log$")
+
+
+def _read_mhealth_log(path: Path) -> np.ndarray:
+    """[n, 24] float64 rows of one mHealth_subject<N>.log; DataFormatError naming the file and line."""
+    with open(path) as f:
+        if not any(line.strip() for line in f):
+            raise DataFormatError(f"{path}: no rows")
+    try:
+        rows = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        rows = None  # find the offending line below, for a message that names it
+    if rows is None or rows.shape[1] != MHEALTH_COLUMNS:
+        with open(path) as f:
+            for lineno, line in enumerate(f, 1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != MHEALTH_COLUMNS:
+                    raise DataFormatError(f"{path}, line {lineno}: expected {MHEALTH_COLUMNS} whitespace-separated "
+                                          f"columns, got {len(fields)}")
+                for col, v in enumerate(fields, 1):
+                    try:
+                        float(v)
+                    except ValueError:
+                        raise DataFormatError(f"{path}, line {lineno}, column {col}: {v!r} is not a number") from None
+        raise DataFormatError(f"{path}: could not be read as {MHEALTH_COLUMNS} numeric columns")
+    labels = rows[:, -1]
+    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels > 12))
+    if len(bad):
+        raise DataFormatError(f"{path}, line {bad[0] + 1}: label {labels[bad[0]]:g} is not an integer in 0..12")
+    return rows
+
+
+def load_mhealth(root, window_seconds: float = 6.0, step_seconds: float | None = None) -> HARDataset:
+    """Windows of MHEALTH from the raw `mHealth_subject<N>.log` files in `root`.
+
+    Each log has 24 whitespace-separated columns at 50 Hz (chest acc x/y/z, ECG leads 1 and 2, left-ankle
+    acc, gyro, magnetometer, right-lower-arm acc, gyro, magnetometer, label). Every run of one label is
+    resampled to 64 Hz (presets.MHEALTH) and cut into windows of `window_seconds` (6 s: K = 24 slices of
+    16 samples) every `step_seconds` (default: the window length). The paper's 7 classes are kept.
+    """
+    root = Path(root)
+    preset = MHEALTH
+    k, length, step = window_geometry(preset, window_seconds, step_seconds)
+    files = sorted(((int(m.group(1)), p) for p in root.glob("mHealth_subject*.log")
+                    if (m := _MHEALTH_FILE.match(p.name))), key=lambda sp: sp[0])
+    if not files:
+        raise FileNotFoundError(f"no mHealth_subject<N>.log files in {root}")
+    parts = []
+    for subject, path in files:
+        rows = _read_mhealth_log(path)
+        labels = rows[:, -1].astype(np.int64)
+        for a, b in label_runs(labels):
+            cls = MHEALTH_LABELS.get(int(labels[a]))
+            if cls is None or b - a < 2:
+                continue
+            t = np.arange(b - a) / MHEALTH_RATE_HZ
+            grid = np.arange(int(np.floor(t[-1] * preset.sample_rate_hz + 1e-9)) + 1) / preset.sample_rate_hz
+            signal = [resample(t, rows[a:b, c0:c1], grid) for c0, c1 in _MHEALTH_SENSOR_COLUMNS]
+            windows = cut_windows(signal, length, step)
+            if len(windows[0]):
+                parts.append((windows, cls, subject, None))
+    return assemble("mhealth", preset, k, parts, {"root": str(root), "window_seconds": window_seconds,
+                                                   "step_seconds": step / preset.sample_rate_hz})

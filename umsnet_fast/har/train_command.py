@@ -1,0 +1,143 @@
+"""`umsnet-fast train`: the command line over umsnet_fast.har.train (data arguments shared with `evaluate`)."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..config import VARIANTS
+from ._optional import require
+from .datasets import DATASETS, load_dataset
+from .train import DATASET_DEFAULTS, TrainSettings, make_folds, run_experiment
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+
+
+def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--dataset", choices=DATASETS, required=required, help="data set")
+    p.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="folder with your copy of the MHEALTH logs or the HHAR CSVs (BasicMotions ships with sktime)")
+    p.add_argument("--window-seconds", type=float, default=None, help="window length (MHEALTH/HHAR; default 6 s: K=24)")
+    p.add_argument("--step-seconds", type=float, default=None, help="step between windows (default: the window length)")
+    p.add_argument("--devices", choices=("all", "phones", "watches"), default=None, help="HHAR devices (default all)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_arguments(p)
+    p.add_argument("--split", choices=("loso", "fixed"), default=None,
+                   help="leave-one-subject-out folds (default for MHEALTH/HHAR) or one fixed split "
+                        "(BasicMotions: its train/test split)")
+    p.add_argument("--test-subjects", type=lambda s: s.split(","), default=None, metavar="S1,S2",
+                   help="fixed split: the test subjects; loso: run only these subjects' folds")
+    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS),
+                   help="UMSNet variant (default A)")
+    p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and the checkpoints here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    g = p.add_argument_group("optimisation (defaults depend on --dataset)")
+    for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float),
+                      ("warmup-epochs", float), ("drop-path", float), ("label-smoothing", float),
+                      ("augment-scale", float), ("augment-noise", float)):
+        g.add_argument(f"--{name}", type=typ, default=None)
+    g.add_argument("--layer-scale-init", type=float, default=1e-6, help="LayerScale gamma at init (default 1e-6)")
+    a = p.add_argument_group("architecture overrides (default: the variant's)")
+    a.add_argument("--dims", type=_ints)
+    a.add_argument("--fusion-dims", type=_ints)
+    a.add_argument("--depths", type=_ints)
+    a.add_argument("--fusion-depths", type=_ints)
+    a.add_argument("--layers", type=int, dest="num_layers")
+    a.add_argument("--embed-dim", type=int)
+    a.add_argument("--heads", type=int, dest="num_heads")
+    a.add_argument("--mlp-dim", type=int)
+
+
+def data_settings(args: argparse.Namespace) -> dict:
+    """What load_dataset needs, from the CLI arguments (stored in checkpoints for `evaluate`)."""
+    info = {"dataset": args.dataset}
+    if args.dataset != "basicmotions":
+        if args.data_root is None:
+            raise SystemExit(f"--data-root is needed for {args.dataset}: the folder with your copy of its files")
+        info.update(root=str(args.data_root.resolve()), window_seconds=args.window_seconds or 6.0,
+                    step_seconds=args.step_seconds)
+        if args.dataset == "hhar":
+            info["devices"] = args.devices or "all"
+    elif args.window_seconds is not None or args.step_seconds is not None or args.devices is not None:
+        raise SystemExit("BasicMotions comes as fixed 10 s windows: --window-seconds, --step-seconds and "
+                         "--devices do not apply")
+    return info
+
+
+def load_from_settings(info: dict):
+    kwargs = {k: info[k] for k in ("root", "window_seconds", "step_seconds", "devices") if k in info}
+    return load_dataset(info["dataset"], **kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    try:
+        require("sklearn.metrics", "scikit-learn")
+        require("safetensors.torch", "safetensors")
+    except ImportError as e:
+        raise SystemExit(str(e)) from None
+    console = Console()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif args.dataset == "basicmotions" and args.device == "cpu":
+        # batches of 8 short windows: the ops are too small for intra-op threads, which only add
+        # synchronisation (here, on a busy 2-core machine: 20 s of CPU time on 1 thread, over 130 s on 2)
+        torch.set_num_threads(1)
+    info = data_settings(args)
+    settings = TrainSettings(seed=args.seed, device=args.device)
+    defaults = {**asdict(settings), **DATASET_DEFAULTS[args.dataset]}
+    for field_name, arg in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                            ("weight_decay", "weight_decay"), ("warmup_epochs", "warmup_epochs"),
+                            ("drop_path_rate", "drop_path"), ("label_smoothing", "label_smoothing"),
+                            ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise")):
+        value = getattr(args, arg)
+        setattr(settings, field_name, defaults[field_name] if value is None else value)
+    try:
+        data = load_from_settings(info)
+    except (OSError, ValueError) as e:  # missing or malformed files: the message names file and line
+        raise SystemExit(str(e)) from None
+    if args.dataset == "basicmotions":
+        if args.split == "loso" or args.test_subjects:
+            raise SystemExit("BasicMotions has no subject ids: only its fixed train/test split")
+        train_ds, test_ds = data
+        sets = [("test", train_ds, test_ds)]
+        ds = train_ds
+    else:
+        ds = data
+        if len(ds) == 0:
+            raise SystemExit(f"no windows of {info['window_seconds']} s in {info['root']}")
+        split = args.split or "loso"
+        try:
+            folds = make_folds(ds, split, args.test_subjects)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
+    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": args.variant,
+                    "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
+    for k in ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
+        if getattr(args, k) is not None:
+            model_kwargs[k] = getattr(args, k)
+    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{args.variant}, K={ds.num_slices}, "
+                  f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
+                  f"{torch.get_num_threads()} threads on {settings.device}")
+    t0 = time.perf_counter()
+    result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
+    console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
+                  f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
+    if args.output is not None:
+        console.print(f"wrote {args.output / 'metrics.json'}")
+    return 0
