@@ -1,12 +1,11 @@
-"""The `cpu` backend (csrc/cpu, umsnet_fast._cpu): each fused op against its *_ref, the whole model
-against the reference (numerics contract of DESIGN.md section 3), every instruction-set build this
+"""The `cpu` backend (csrc/cpu, umsnet_fast._cpu): the whole model against the reference (numerics contract of DESIGN.md section 3), every instruction-set build this
 CPU runs (the portable one included), repacking after parameter changes, and the fallback when the
-extension is missing or was built for another torch."""
+extension is missing or was built for another torch. Each op against its *_ref on every ISA build:
+tests/ops."""
 from __future__ import annotations
 
 import copy
 import functools
-import math
 import warnings
 
 import pytest
@@ -15,12 +14,10 @@ import torch.nn as nn
 
 import umsnet_fast
 from umsnet_fast import UMSNet, _extensions, backends, presets
-from umsnet_fast import ops as R
-from umsnet_fast.forward import REFERENCE_OPS, run_encoder_layer, run_lsr_module
 from umsnet_fast.reference import LSRModule
 from umsnet_fast.reference import UMSNet as ReferenceUMSNet
-from umsnet_fast.testing import check_model, check_op, randomize_
-from umsnet_fast.weights import EncoderLayerWeights, LSRModuleWeights
+from umsnet_fast.testing import check_model, randomize_
+from umsnet_fast.weights import LSRModuleWeights
 
 _EXT, _REASON = _extensions.load_extension("_cpu")
 needs_ext = pytest.mark.skipif(_EXT is None, reason=f"cpu extension unavailable: {_REASON}")
@@ -40,11 +37,6 @@ def isa(request):
     _EXT.set_isa("auto")
 
 
-def _w(*shape, std=None):
-    std = 1.0 / math.sqrt(shape[-1]) if std is None else std
-    return torch.randn(*shape, dtype=torch.float64) * std
-
-
 def _noncontig(x: torch.Tensor) -> torch.Tensor:
     """The same values as x, as a strided view of a bigger tensor."""
     big = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
@@ -52,91 +44,7 @@ def _noncontig(x: torch.Tensor) -> torch.Tensor:
     return big[..., ::2]
 
 
-# ---- single ops --------------------------------------------------------------------------------
-
-@needs_ext
-@pytest.mark.parametrize("batch,length,c", [(1, 25, 16), (3, 8, 37), (2, 1, 24), (2, 13, 128), (40, 5, 24)])
-@pytest.mark.parametrize("contiguous", [True, False])
-def test_lsr_block(isa, batch, length, c, contiguous):
-    x = torch.randn(batch, length, c, dtype=torch.float64)
-    x = x if contiguous else _noncontig(x)
-    args = (x, _w(c, 3, std=0.5), 1 + 0.3 * torch.randn(c, dtype=torch.float64), 0.1 * torch.randn(c, dtype=torch.float64),
-            _w(4 * c, c), 0.1 * torch.randn(4 * c, dtype=torch.float64), _w(c, 4 * c),
-            0.1 * torch.randn(c, dtype=torch.float64), 0.5 + torch.rand(c, dtype=torch.float64), 1e-6)
-    check_op(C.lsr_block, R.lsr_block_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("c_in,c,length", [(3, 16, 25), (2, 20, 9)])
-def test_linear_layernorm(isa, c_in, c, length):
-    args = (_noncontig(torch.randn(2, length, c_in, dtype=torch.float64)), _w(c, c_in),
-            0.1 * torch.randn(c, dtype=torch.float64), 1 + 0.3 * torch.randn(c, dtype=torch.float64),
-            0.1 * torch.randn(c, dtype=torch.float64), 1e-6)
-    check_op(C.linear_layernorm, R.linear_layernorm_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("length,stride,c_in,c_out", [(25, 2, 16, 32), (8, 2, 37, 70), (24, 1, 64, 64)])
-def test_downsample(isa, length, stride, c_in, c_out):
-    args = (torch.randn(3, length, c_in, dtype=torch.float64), _w(c_out, stride * c_in),
-            0.1 * torch.randn(c_out, dtype=torch.float64), stride)
-    check_op(C.downsample, R.downsample_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("shape", [(7, 37), (2, 25, 256), (1, 1, 5)])
-def test_layer_norm(isa, shape):
-    c = shape[-1]
-    args = (torch.randn(*shape, dtype=torch.float64) * 3 + 1, 1 + 0.3 * torch.randn(c, dtype=torch.float64),
-            0.1 * torch.randn(c, dtype=torch.float64), 1e-6)
-    check_op(C.layer_norm, R.layer_norm_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("m,k,n,bias", [(1, 128, 6, True), (25, 33, 70, False), (257, 256, 768, True)])
-def test_linear(isa, m, k, n, bias):
-    args = (_noncontig(torch.randn(m, k, dtype=torch.float64)), _w(n, k),
-            0.1 * torch.randn(n, dtype=torch.float64) if bias else None)
-    check_op(C.linear, R.linear_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("batch,tokens,d,heads", [(2, 25, 256, 8), (3, 17, 24, 3), (1, 1, 32, 2), (1, 40, 48, 1)])
-def test_attention(isa, batch, tokens, d, heads):
-    check_op(C.attention, R.attention_ref, (2 * torch.randn(batch, tokens, 3 * d, dtype=torch.float64), heads))
-
-
-@needs_ext
-@pytest.mark.parametrize("gamma", [True, False])
-def test_mlp_residual(isa, gamma):
-    c, h = 40, 72
-    args = (torch.randn(2, 9, c, dtype=torch.float64), _w(h, c), 0.1 * torch.randn(h, dtype=torch.float64), _w(c, h),
-            0.1 * torch.randn(c, dtype=torch.float64), 0.5 + torch.rand(c, dtype=torch.float64) if gamma else None,
-            torch.randn(2, 9, c, dtype=torch.float64))
-    check_op(C.mlp_residual, R.mlp_residual_ref, args)
-
-
-@needs_ext
-@pytest.mark.parametrize("length,kernel,dims", [(25, 2, (16, 32, 64, 128)), (11, 2, (12, 20, 36, 52)),
-                                                (5, 1, (24, 24, 40))])
-def test_lsr_module(isa, length, kernel, dims):
-    module = randomize_(LSRModule(3, dims, [2] * len(dims), downsample_kernel=kernel)).eval()
-    w = LSRModuleWeights.from_module(module).map(torch.Tensor.detach)
-    check_op(lambda x, w: C.lsr_module(x, w.to(dtype=torch.float32)),
-             lambda x, w: run_lsr_module(REFERENCE_OPS, x, w.to(dtype=x.dtype)),
-             (torch.randn(3, length, 3, dtype=torch.float64), w))
-
-
-@needs_ext
-@pytest.mark.parametrize("d,heads,mlp,tokens", [(256, 8, 512, 25), (36, 3, 50, 2)])
-def test_encoder_layer(isa, d, heads, mlp, tokens):
-    layer = nn.TransformerEncoderLayer(d, heads, mlp, 0.0, activation="gelu", layer_norm_eps=1e-6,
-                                       batch_first=True, norm_first=True)
-    w = EncoderLayerWeights.from_module(randomize_(layer).eval()).map(torch.Tensor.detach)
-    check_op(lambda x, w: C.encoder_layer(x, w.to(dtype=torch.float32)),
-             lambda x, w: run_encoder_layer(REFERENCE_OPS, x, w.to(dtype=x.dtype)),
-             (torch.randn(2, tokens, d, dtype=torch.float64), w))
-
+# ---- single ops: tests/ops/test_<op>.py runs every op on every ISA build (and every backend)
 
 @needs_ext
 def test_bad_input_names_the_shape():

@@ -1,4 +1,7 @@
-"""Every Triton kernel of kernels/ against its *_ref (umsnet_fast.ops) through umsnet_fast.testing.
+"""The Triton kernels' own cases against their *_ref through umsnet_fast.testing: dwconv_layernorm
+(a piece of the split LSR block), the LSR block's fused and split modes, custom-op registration, bad
+input, autotuning and compilation for real GPUs. Every op the triton backend runs is also checked,
+with every other implementation, in tests/ops/test_<op>.py.
 
 Without a GPU they run on CPU tensors through Triton's interpreter (tests/conftest.py sets
 TRITON_INTERPRET=1 before triton is imported); on a GPU the same tests run on CUDA, plus the
@@ -12,16 +15,15 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 
 pytest.importorskip("triton")
 
-from umsnet_fast import ops  # noqa: E402
+from op_cases import LAYOUTS, make_input, with_layout  # noqa: E402
 from umsnet_fast.kernels import _common, downsample, layer_norm, linear_layernorm, lsr_block, mlp_residual  # noqa: E402
 from umsnet_fast.kernels import dwconv_layernorm as dwln  # noqa: E402
-from umsnet_fast.reference import Downsample, LSRBlock, Stem  # noqa: E402
+from umsnet_fast.reference import LSRBlock, Stem  # noqa: E402
 from umsnet_fast.testing import check_op, randomize_  # noqa: E402
-from umsnet_fast.weights import BlockWeights, DownsampleWeights  # noqa: E402
+from umsnet_fast.weights import BlockWeights  # noqa: E402
 
 DEVICES = [
     pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
@@ -30,34 +32,6 @@ DEVICES = [
     pytest.param("cuda", id="cuda", marks=pytest.mark.cuda),
 ]
 DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
-LAYOUTS = ("contiguous", "transposed", "strided", "padded")
-FILL = float("nan")  # what strided/padded layouts hold between and after the elements: any leak shows
-
-
-def relayout(x: torch.Tensor, layout: str) -> torch.Tensor:
-    """x's values in another memory layout: contiguous; transposed (channel stride != 1, as a
-    channels-first tensor's transpose); strided (every other element of a bigger buffer); padded
-    (rows of a wider buffer). The gaps hold FILL."""
-    if layout == "contiguous":
-        return x.contiguous()
-    if layout == "transposed":
-        return x.transpose(-1, -2).contiguous().transpose(-1, -2) if x.dim() > 1 else x
-    c = x.shape[-1]
-    width, cut = (2 * c + 1, slice(1, None, 2)) if layout == "strided" else (c + 23, slice(0, c))
-    out = torch.full((*x.shape[:-1], width), FILL, dtype=x.dtype, device=x.device)[..., cut]
-    return out.copy_(x)
-
-
-def with_layout(op, layout: str, which=(0,)):
-    """op, with its tensor arguments at positions `which` re-laid out (after check_op's dtype cast,
-    which would make them contiguous)."""
-    def run(*args, **kwargs):
-        return op(*[relayout(a, layout) if i in which else a for i, a in enumerate(args)], **kwargs)
-    return run
-
-
-def make_input(shape: tuple, seed: int = 0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def block_weights(c: int, k: int = 3, seed: int = 0) -> BlockWeights:
@@ -86,83 +60,22 @@ def test_dwconv_layernorm(device, dtype, shape, layout, gelu):
              dtype=dtype, device=device)
 
 
-# (leading shape, C, gamma): several leading axes, a single row, rows spanning several tiles.
-MLP_SHAPES = [((2, 9), 24, True), ((3,), 10, False), ((1, 1), 16, True), ((70,), 40, True)]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,layout", cases(MLP_SHAPES))
-def test_mlp_residual(device, dtype, shape, layout):
-    lead, c, with_gamma = shape
-    w = block_weights(c, seed=1)
-    check_op(with_layout(mlp_residual.mlp_residual_op, layout, which=(0, 6)), mlp_residual.mlp_residual_ref,
-             (make_input((*lead, c), 1), w.w1, w.b1, w.w2, w.b2, w.gamma if with_gamma else None,
-              make_input((*lead, c), 2)), dtype=dtype, device=device)
-
-
 # (batch, length, C, k)
 LSR_SHAPES = [(2, 9, 24, 3), (3, 1, 10, 3), (2, 25, 16, 3), (5, 3, 40, 5)]
 
 
+# "auto" (what the backend runs) is in tests/ops/test_lsr_block.py, with every other implementation
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,layout", cases(LSR_SHAPES))
-@pytest.mark.parametrize("mode", ["fused", "split", "auto"])
-def test_lsr_block(device, dtype, shape, layout, mode):
+@pytest.mark.parametrize("mode", ["fused", "split"])
+def test_lsr_block_modes(device, dtype, shape, layout, mode):
     n, length, c, k = shape
     w = block_weights(c, k, seed=3)
     args = (make_input((n, length, c), 3), w.dw_weight, w.ln_weight, w.ln_bias, w.w1, w.b1, w.w2, w.b2, w.gamma,
             w.eps)
     check_op(with_layout(lambda *a: lsr_block.lsr_block_op(*a, mode=mode), layout), lsr_block.lsr_block_ref,
              args, dtype=dtype, device=device)
-
-
-# (batch, length, C_in, C_out): the sensor stems (3 axes, 2 for ECG) and a fusion-like stem (70 in).
-STEM_SHAPES = [(2, 9, 3, 24), (3, 1, 70, 10), (1, 25, 2, 16), (2, 8, 3, 40)]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,layout", cases(STEM_SHAPES))
-def test_linear_layernorm(device, dtype, shape, layout):
-    n, length, c_in, c_out = shape
-    stem = randomize_(Stem(c_in, c_out).double(), 4)
-    check_op(with_layout(linear_layernorm.linear_layernorm_op, layout), linear_layernorm.linear_layernorm_ref,
-             (make_input((n, length, c_in), 4), stem.conv.weight[:, :, 0].detach(), stem.conv.bias.detach(),
-              stem.norm.weight.detach(), stem.norm.bias.detach(), stem.norm.eps), dtype=dtype, device=device)
-
-
-# (batch, length, C_in, C_out, stride): odd lengths drop their tail; stride 1 is the fusion module's;
-# C_out 200 spans two column blocks.
-DOWNSAMPLE_SHAPES = [(2, 9, 24, 40, 2), (3, 8, 10, 20, 2), (2, 5, 24, 24, 1), (2, 1, 12, 200, 1), (1, 3, 16, 32, 2)]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,layout", cases(DOWNSAMPLE_SHAPES))
-def test_downsample(device, dtype, shape, layout):
-    n, length, c_in, c_out, stride = shape
-    d = DownsampleWeights.from_module(randomize_(Downsample(c_in, c_out, stride).double(), 5))
-    check_op(with_layout(downsample.downsample_op, layout), downsample.downsample_ref,
-             (make_input((n, length, c_in), 5), d.weight.detach(), d.bias.detach(), stride),
-             dtype=dtype, device=device)
-
-
-LN_SHAPES = [(3, 7, 24), (5, 10), (1, 1, 256), (4, 3), (2, 3, 17)]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,layout", cases(LN_SHAPES))
-def test_layer_norm(device, dtype, shape, layout):
-    norm = randomize_(nn.LayerNorm(shape[-1], eps=1e-6).double(), 6)
-    params = (norm.weight.detach(), norm.bias.detach(), norm.eps)
-    check_op(with_layout(layer_norm.layer_norm_op, layout), layer_norm.layer_norm_ref,
-             (make_input(shape, 6), *params), dtype=dtype, device=device)
-    # the [class] token of the Transformer: tokens[:, 0], rows strided by (K + 1) * d
-    check_op(lambda t, *a: layer_norm.layer_norm_op(t[:, 0], *a), lambda t, *a: layer_norm.layer_norm_ref(t[:, 0], *a),
-             (make_input((3, 5, shape[-1]), 7), *params), dtype=dtype, device=device)
 
 
 def _test_device() -> str:

@@ -6,6 +6,8 @@ backend can replace a single kernel or a whole module with one call.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from . import ops as _ops
@@ -63,14 +65,75 @@ def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices:
     return ops.linear(pooled, w.head_weight, w.head_bias)
 
 
+def _without_ops(fn) -> inspect.Signature:
+    """The signature of a run_* composition without its leading `ops` parameter."""
+    sig = inspect.signature(fn)
+    return sig.replace(parameters=list(sig.parameters.values())[1:])
+
+
+# The signature every override must have: the *_ref's for fine ops, the composition's for coarse ones.
+REFERENCE_SIGNATURES = {op: inspect.signature(fn) for op, fn in PRIMITIVE_OPS.items()}
+REFERENCE_SIGNATURES.update(lsr_module=_without_ops(run_lsr_module), encoder_layer=_without_ops(run_encoder_layer),
+                            forward=_without_ops(run_model))
+
+
+def op_signature(fn) -> inspect.Signature:
+    """fn's call signature; for a torch.library custom op (whose Python signature is *args, **kwargs),
+    the one its schema declares."""
+    schema = getattr(getattr(fn, "_opoverload", None), "_schema", None)
+    if schema is None:
+        return inspect.signature(fn)
+    kinds = {False: inspect.Parameter.POSITIONAL_OR_KEYWORD, True: inspect.Parameter.KEYWORD_ONLY}
+    return inspect.Signature([
+        inspect.Parameter(a.name, kinds[a.kwarg_only],
+                          default=a.default_value if a.has_default_value() else inspect.Parameter.empty)
+        for a in schema.arguments])
+
+
+def signature_mismatch(op: str, fn) -> str | None:
+    """Why fn cannot stand in for op's reference, or None. The reference's parameters must come first,
+    by name and kind, with a default wherever the reference has one; any further parameter of fn
+    needs a default (the forward never passes it)."""
+    ref = list(REFERENCE_SIGNATURES[op].parameters.values())
+    try:
+        got = list(op_signature(fn).parameters.values())
+    except (TypeError, ValueError) as e:  # a builtin or object without a signature
+        return f"its signature cannot be read ({e})"
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for i, r in enumerate(ref):
+        if i >= len(got):
+            return f"it lacks parameter {r.name!r}"
+        g = got[i]
+        if g.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            return f"it takes *args/**kwargs where {r.name!r} is expected"
+        if g.name != r.name or (r.kind in positional) != (g.kind in positional):
+            return f"parameter {i + 1} is {g.name!r}, expected {r.name!r}"
+        if r.default is not inspect.Parameter.empty and g.default is inspect.Parameter.empty:
+            return f"parameter {r.name!r} has no default (the reference's is {r.default!r})"
+    for g in got[len(ref):]:
+        if g.default is inspect.Parameter.empty and g.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                    inspect.Parameter.VAR_KEYWORD):
+            return f"its extra parameter {g.name!r} has no default"
+    return None
+
+
 class OpSet:
-    """The ops one backend runs. Unnamed ops are the reference ones; coarse ops default to compositions."""
+    """The ops one backend runs. Unnamed ops are the reference ones; coarse ops default to compositions.
+
+    Every override must be callable as its reference is (see signature_mismatch): a mismatch is a
+    TypeError naming the op and both signatures, raised when the OpSet is built, not mid-forward.
+    """
 
     def __init__(self, name: str, **overrides):
-        unknown = set(overrides) - set(PRIMITIVE_OPS) - {"lsr_module", "encoder_layer", "forward"}
+        unknown = set(overrides) - set(REFERENCE_SIGNATURES)
         if unknown:
             raise TypeError(f"unknown ops {sorted(unknown)}; known: {sorted(PRIMITIVE_OPS)} and "
                             "lsr_module, encoder_layer, forward")
+        for op, fn in overrides.items():
+            why = signature_mismatch(op, fn)
+            if why is not None:
+                raise TypeError(f"OpSet {name!r}: op {op!r} {why}; it has signature {_shown(fn)}, its reference "
+                                f"{REFERENCE_SIGNATURES[op]}")
         self.name = name
         self.overridden = tuple(sorted(overrides))
         for op, fn in PRIMITIVE_OPS.items():
@@ -81,6 +144,13 @@ class OpSet:
 
     def __repr__(self) -> str:
         return f"OpSet({self.name!r}, overridden={list(self.overridden)})"
+
+
+def _shown(fn) -> str:
+    try:
+        return str(op_signature(fn))
+    except (TypeError, ValueError):
+        return "(unreadable)"
 
 
 REFERENCE_OPS = OpSet("reference")

@@ -13,7 +13,7 @@ import torch
 
 from .base import Backend, BackendUnavailable
 
-__all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "available_backends",
+__all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "available_backends", "backend_instance",
            "get_backend", "resolve_backend"]
 
 # name -> module defining BACKEND. The order is `auto`'s preference (fastest first); reference stays last.
@@ -59,6 +59,15 @@ def get_backend(name: str) -> Backend:
     if isinstance(b, BackendUnavailable):
         raise RuntimeError(f"backend {name!r} is unavailable: {b.reason}")
     return b
+
+
+def backend_instance(name: str) -> Backend | None:
+    """The Backend object called `name` whether or not it can run here (its metadata and OpSet), or None
+    when its module does not import. For tests and tools; to run, use get_backend."""
+    if name not in _BACKEND_MODULES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKEND_NAMES)}")
+    b = _load(name)
+    return b.backend if isinstance(b, BackendUnavailable) else b
 
 
 def available_backends() -> dict[str, BackendInfo]:

@@ -83,8 +83,9 @@ class CudaBackend(Backend):
         return "; ".join(reasons) or None
 
     def ops(self) -> OpSet:
+        # the ops load the extension on their first call (and say why when it cannot load), so the
+        # OpSet itself can be inspected anywhere (tests/ops lists the ops each backend replaces)
         if self._ops is None:
-            _extension()
             self._ops = OpSet(self.name, lsr_block=lsr_block)
         return self._ops
 

@@ -24,7 +24,7 @@ import warnings
 import torch
 
 from .. import ops as _ops
-from ..forward import OpSet
+from ..forward import OpSet, op_signature
 from .base import Backend
 
 _INTERPRET_HINT = ("set TRITON_INTERPRET=1 before umsnet_fast.kernels is imported to run the kernels on "
@@ -50,6 +50,8 @@ def _bounded(name: str, kernel, reference, width_arg: int, width_of, limit: int)
             warnings.warn(f"umsnet_fast triton backend: {name} is wider than its kernel's limit ({limit}); "
                           "running the reference op for it", RuntimeWarning, stacklevel=2)
         return reference(*args)
+
+    run.__signature__ = op_signature(kernel)  # what OpSet checks against the reference
     return run
 
 
