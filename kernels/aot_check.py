@@ -23,6 +23,7 @@ def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
     from . import layer_norm as ln
     from . import linear_layernorm as lin
     from . import lsr_block as lsr
+    from . import lsr_module as mod
     from . import mlp_residual as mlp
 
     prec = "tf32" if (tf32 or dtype != "fp32") else "ieee"
@@ -48,6 +49,10 @@ def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
             HAS_LN=True, DOT_PRECISION=prec, BLOCK_N=16, **kw), warps, stages
         yield "downsample", lin._tap_linear_kernel.fn, dict(
             HAS_LN=False, DOT_PRECISION=prec, BLOCK_N=128, **kw), warps, stages
+    # UMSNet-A's modules on HHAR: a sensor module (3 axes, L = 25, pooled) and the fusion one (K = 24).
+    for name, layout, length, pool in (("lsr_module sensor", mod.umsnet_layout(3, (16, 32, 64, 128), 2), 25, True),
+                                       ("lsr_module fusion", mod.umsnet_layout(256, (64, 64, 64, 128), 1), 24, False)):
+        yield name, mod._lsr_module_kernel, mod.kernel_constexprs(layout, length, pool, prec), 4, 1
 
 
 def compile_kernel(fn, dtype: str, constexprs: dict, num_warps: int, num_stages: int, arch: int):

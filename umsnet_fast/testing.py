@@ -6,6 +6,7 @@ on upcast copies. The kernel passes when  max|kernel - fp64| <= 2 * max|ref_p - 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Callable, Sequence
 
@@ -92,6 +93,8 @@ def _cast(obj, dtype, device=None):
         return type(obj)(_cast(o, dtype, device) for o in obj)
     if isinstance(obj, dict):
         return {k: _cast(v, dtype, device) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and hasattr(obj, "map"):  # umsnet_fast.weights dataclasses
+        return obj.map(lambda t: _cast(t, dtype, device))
     return obj
 
 
