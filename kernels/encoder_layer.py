@@ -38,6 +38,7 @@ MAX_D = 1024        # model width
 MAX_CLASSES = 1024  # rows of the head
 BLOCK_H = 32        # hidden chunk of the streamed MLP
 BLOCK_F = 32        # input chunk of the token projection
+NUM_WARPS = 8       # the [TP, d] fp32 tiles (x, the attention accumulator, h) need 8 warps' registers
 
 
 @triton.jit
@@ -149,6 +150,16 @@ def layer_tensors(w: EncoderLayerWeights) -> list[torch.Tensor]:
             w.norm2_weight, w.norm2_bias, w.w1, w.b1, w.w2, w.b2]
 
 
+def kernel_constexprs(d: int, num_heads: int, mlp_dim: int, tokens: int, token_features: int, num_classes: int,
+                      precision: str) -> dict:
+    """The kernel's constexprs; token_features 0: no token embedding; num_classes 0: no head (aot_check too)."""
+    hd = d // num_heads
+    return dict(D=d, BD=block_size(d, MIN_DOT), NH=num_heads, HD=hd, BHD=block_size(hd, MIN_DOT), F=mlp_dim,
+                TP=_tokens_padded(tokens), HAS_TOKENS=token_features > 0, F_IN=max(token_features, 1),
+                HAS_HEAD=num_classes > 0, NC=max(num_classes, 1), BNC=block_size(max(num_classes, 1)),
+                BLOCK_H=BLOCK_H, BLOCK_F=BLOCK_F, DOT_PRECISION=precision)
+
+
 def launch_encoder_layer(x: torch.Tensor, layer: list[torch.Tensor], eps: float, num_heads: int,
                          tokens: list[torch.Tensor], head: list[torch.Tensor], head_eps: float,
                          allow_tf32: bool | None = None) -> torch.Tensor:
@@ -163,16 +174,13 @@ def launch_encoder_layer(x: torch.Tensor, layer: list[torch.Tensor], eps: float,
     out = torch.empty((batch, nc) if head else (batch, t, d), device=x.device, dtype=x.dtype)
     if batch == 0:
         return out
-    hd = d // num_heads
     tw, tb, cls, pos = tokens if tokens else (inb,) * 4
     nw, nb, hw, hb = head if head else (inb,) * 4
     _encoder_layer_kernel[(batch,)](
         x, inw, inb, outw, outb, n1w, n1b, n2w, n2b, w1, b1, w2, b2, tw, tb, cls, pos, nw, nb, hw, hb, out,
-        t, *x.stride(), eps, head_eps, hd ** -0.5,
-        D=d, BD=block_size(d, MIN_DOT), NH=num_heads, HD=hd, BHD=block_size(hd, MIN_DOT), F=f,
-        TP=_tokens_padded(t), HAS_TOKENS=bool(tokens), F_IN=tw.shape[1] if tokens else 1, HAS_HEAD=bool(head),
-        NC=nc, BNC=block_size(nc), BLOCK_H=BLOCK_H, BLOCK_F=BLOCK_F,
-        DOT_PRECISION=dot_precision(x.dtype, allow_tf32), num_warps=8)
+        t, *x.stride(), eps, head_eps, (d // num_heads) ** -0.5,
+        **kernel_constexprs(d, num_heads, f, t, tw.shape[1] if tokens else 0, nc if head else 0,
+                            dot_precision(x.dtype, allow_tf32)), num_warps=NUM_WARPS)
     return out
 
 

@@ -9,6 +9,8 @@ the largest output) to atol for 16-bit dtypes; a wrong offset or mask gives erro
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -16,10 +18,15 @@ pytest.importorskip("triton")
 
 from umsnet_fast.kernels import _common  # noqa: E402
 from umsnet_fast.kernels import lsr_module as lm  # noqa: E402
+from umsnet_fast import SensorSpec  # noqa: E402
 from umsnet_fast.reference import LSRModule  # noqa: E402
+from umsnet_fast.reference import UMSNet as ReferenceUMSNet  # noqa: E402
 from umsnet_fast.testing import check_op, contract_atol, randomize_  # noqa: E402
 from umsnet_fast.weights import LSRModuleWeights  # noqa: E402
 
+SMALL_SENSORS = [SensorSpec("acc", 3), SensorSpec("ecg", 2)]
+SMALL = dict(dims=(12, 20, 24, 40), fusion_dims=(24, 24, 24, 40), depths=(1, 1, 1, 1), fusion_depths=(1, 1, 1, 1),
+             num_layers=2, embed_dim=48, num_heads=2, mlp_dim=80)
 DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
 
 
@@ -111,3 +118,74 @@ def test_shapes_beyond_the_kernel_are_refused_with_the_reason():
         lm.lsr_module(torch.randn(1, 9, 4, device=device), w.to(device, torch.float32))
     with pytest.raises(TypeError, match="dtype torch.float16, expected torch.float32"):
         lm.lsr_module(torch.randn(1, 9, 3, device=device), w.to(device, torch.float16))
+
+
+def layer_weights(d, heads, mlp, seed=0):
+    import torch.nn as nn
+
+    from umsnet_fast.weights import EncoderLayerWeights
+    layer = nn.TransformerEncoderLayer(d, heads, mlp, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True, layer_norm_eps=1e-6)
+    return EncoderLayerWeights.from_module(randomize_(layer.double(), seed)).map(torch.Tensor.detach)
+
+
+# (batch, tokens, d, heads, mlp_dim): head dims 24 (padded to 32) and 16, one token, batch 1.
+LAYERS = [(3, 4, 48, 2, 80), (1, 25, 32, 2, 64), (2, 1, 40, 1, 24)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LAYERS, ids=str)
+def test_encoder_layer(shape, dtype):
+    from umsnet_fast.kernels import encoder_layer as el
+
+    device = device_under_test()
+    batch, tokens, d, heads, mlp = shape
+    w = layer_weights(d, heads, mlp, seed=tokens)
+    x = torch.randn(batch, tokens, d, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    expected = el.encoder_layer_ref(x, w)
+    check_op(lambda x, w: el.encoder_layer(x[:, :, :], w), el.encoder_layer_ref, (x, w), dtype=dtype, device=device,
+             atol=module_atol(dtype, expected))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_encoder_layer_with_token_embedding_and_head(dtype):
+    """The first layer builds the tokens, the last computes LayerNorm + head of the class token: both
+    against forward.run_transformer with the reference ops."""
+    from umsnet_fast.forward import REFERENCE_OPS, run_transformer
+    from umsnet_fast.kernels import encoder_layer as el
+    from umsnet_fast.weights import ModelWeights
+
+    device = device_under_test()
+    ref = randomize_(ReferenceUMSNet(SMALL_SENSORS, 5, num_slices=3, **SMALL).double(), seed=21)
+    w = ModelWeights.from_model(ref)
+    h = torch.randn(2, 3, 40, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+
+    def fused(h, w):
+        x = h
+        for i, lw in enumerate(w.layers):
+            tokens = [w.token_weight, w.token_bias, w.cls_token, w.pos_embed] if i == 0 else []
+            head = [w.norm_weight, w.norm_bias, w.head_weight, w.head_bias] if i == len(w.layers) - 1 else []
+            x = el.encoder_layer_op(x, el.layer_tensors(lw), lw.eps, lw.num_heads, tokens, head, w.norm_eps)
+        return x
+
+    def reference(h, w):
+        return run_transformer(REFERENCE_OPS, w, h)
+
+    expected = reference(h, w)
+    out = check_op(fused, reference, (h, w), dtype=dtype, device=device, atol=module_atol(dtype, expected))
+    assert out.shape == (2, 5)
+
+
+def test_encoder_layer_limits():
+    from umsnet_fast.kernels import encoder_layer as el
+
+    device = device_under_test()
+    w = layer_weights(48, 2, 80)
+    assert el.unsupported_reason(w, 25) is None
+    assert "tile holds at most" in el.unsupported_reason(w, 400)
+    assert "classes" in el.unsupported_reason(w, 25, num_classes=5000)
+    with pytest.raises(ValueError, match="tile holds at most"):
+        el.encoder_layer(torch.randn(1, 400, 48, device=device), w.to(device, torch.float32))
+    with pytest.raises(ValueError, match=r"in_proj_weight: expected shape \(144, 48\)"):
+        el.encoder_layer(torch.randn(1, 4, 48, device=device),
+                         dataclasses.replace(w, in_proj_weight=w.in_proj_weight[:, :40]).to(device, torch.float32))
