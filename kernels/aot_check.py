@@ -5,8 +5,9 @@ constexpr misuse, types) and to see each config's shared memory.
     python -m umsnet_fast.kernels.aot_check [--arch 90 80] [--dtype fp32 bf16 fp16] [--all-configs] [--tf32]
 
 Must run without TRITON_INTERPRET=1 (it needs the compiled kernels, not the interpreter's). Kernel
-arguments follow one convention: names ending in _ptr are pointers of the tested dtype, those in FP32_ARGS
-(`eps`, ...) are fp32, other runtime arguments are i32, constexprs are given per kernel below. Exit status 1 if any failed.
+arguments follow one convention: names ending in _ptr are pointers of the tested dtype, those in
+FP32_ARGS (`eps`, ...) are fp32, other runtime arguments are i32, constexprs are given per kernel below.
+Exit status 1 if any failed.
 """
 from __future__ import annotations
 
