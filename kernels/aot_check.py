@@ -21,6 +21,8 @@ FP32_ARGS = ("eps", "head_eps", "scale")
 
 def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
     """(name, JITFunction, constexprs, num_warps, num_stages) at UMSNet's widths."""
+    import torch
+
     from . import dwconv_layernorm as dw
     from . import encoder_layer as enc
     from . import layer_norm as ln
@@ -55,13 +57,14 @@ def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
     # UMSNet-A's modules on HHAR: a sensor module (3 axes, L = 25, pooled) and the fusion one (K = 24).
     for name, layout, length, pool in (("lsr_module sensor", mod.umsnet_layout(3, (16, 32, 64, 128), 2), 25, True),
                                        ("lsr_module fusion", mod.umsnet_layout(256, (64, 64, 64, 128), 1), 24, False)):
-        yield name, mod._lsr_module_kernel, mod.kernel_constexprs(layout, length, pool, prec), 4, 1
+        consts = mod.kernel_constexprs(layout, length, pool, prec)
+        warps = mod.LAUNCH_WARPS[getattr(torch, {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[dtype])]
+        yield name, mod._lsr_module_kernel, consts, warps, mod.LAUNCH_STAGES
     # UMSNet's encoder layers (d 256, 8 heads, mlp 512, K + 1 = 25 tokens): the first (token embedding of
-    # the 128-wide fusion features), a middle one, the last (LayerNorm + head, 6 classes).
-    for name, tokens, head in (("encoder_layer first", True, False), ("encoder_layer", False, False),
-                               ("encoder_layer last", False, True)):
-        yield name, enc._encoder_layer_kernel, enc.kernel_constexprs(256, 8, 512, 25, 128 if tokens else 0,
-                                                                     6 if head else 0, prec), enc.NUM_WARPS, 1
+    # the 128-wide fusion features) and the last (LayerNorm + head, 6 classes); a middle one has neither.
+    for name, tokens, head in (("encoder_layer first", True, False), ("encoder_layer last", False, True)):
+        consts = enc.kernel_constexprs(256, 8, 512, 25, 128 if tokens else 0, 6 if head else 0, prec)
+        yield name, enc._encoder_layer_kernel, consts, enc.LAUNCH_WARPS, enc.LAUNCH_STAGES
 
 
 def compile_kernel(fn, dtype: str, constexprs: dict, num_warps: int, num_stages: int, arch: int):

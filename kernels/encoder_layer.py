@@ -38,7 +38,8 @@ MAX_D = 1024        # model width
 MAX_CLASSES = 1024  # rows of the head
 BLOCK_H = 32        # hidden chunk of the streamed MLP
 BLOCK_F = 32        # input chunk of the token projection
-NUM_WARPS = 8       # the [TP, d] fp32 tiles (x, the attention accumulator, h) need 8 warps' registers
+LAUNCH_WARPS = 8    # the [TP, d] fp32 tiles (x, the attention accumulator, h) need 8 warps' registers
+LAUNCH_STAGES = 1   # no software pipelining: fp32 needs 128 KB of shared memory already (aot_check)
 
 
 @triton.jit
@@ -180,7 +181,7 @@ def launch_encoder_layer(x: torch.Tensor, layer: list[torch.Tensor], eps: float,
         x, inw, inb, outw, outb, n1w, n1b, n2w, n2b, w1, b1, w2, b2, tw, tb, cls, pos, nw, nb, hw, hb, out,
         t, *x.stride(), eps, head_eps, (d // num_heads) ** -0.5,
         **kernel_constexprs(d, num_heads, f, t, tw.shape[1] if tokens else 0, nc if head else 0,
-                            dot_precision(x.dtype, allow_tf32)), num_warps=NUM_WARPS)
+                            dot_precision(x.dtype, allow_tf32)), num_warps=LAUNCH_WARPS, num_stages=LAUNCH_STAGES)
     return out
 
 

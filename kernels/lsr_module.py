@@ -45,6 +45,10 @@ MAX_STAGES = 4      # stages the kernel's signature holds (UMSNet has 4)
 MAX_TILE = 16384    # elements of one stage's [SEQ * LP, C] activation tile (64 KB in fp32)
 MAX_C = 512         # widest stage (the MLP row tile, as kernels/mlp_residual.MAX_C)
 BLOCK_H = 32        # hidden chunk of the streamed MLP
+# Warps per program: 4 hold the 16-bit sensor module without spills (sm_90: 254 registers); fp32 spills
+# ~470 bytes at 4 warps, ~220 at 8 (cuobjdump --dump-resource-usage of aot_check's cubins).
+LAUNCH_WARPS = {torch.float32: 8, torch.float16: 4, torch.bfloat16: 4}
+LAUNCH_STAGES = 1   # what aot_check compiles; no software pipelining of the (short) weight loops
 _UNUSED = dict(C=16, BC=16, H=16, D=0, L=1, LP=1, OFF=0)  # a stage slot beyond NUM_STAGES
 
 
@@ -348,7 +352,7 @@ def launch_lsr_module(x4: torch.Tensor, packed: torch.Tensor, layout: ModuleLayo
     consts = kernel_constexprs(layout, length, pool, dot_precision(x4.dtype, allow_tf32))
     _lsr_module_kernel[(triton.cdiv(n, consts["SEQ"]),)](
         x4, packed, out, n, n2, *x4.stride(), out.stride(0), out.stride(1) if not pool else 0, layout.eps,
-        **consts, num_warps=4)
+        **consts, num_warps=LAUNCH_WARPS[x4.dtype], num_stages=LAUNCH_STAGES)
 
 
 @torch.library.custom_op("umsnet_fast::triton_lsr_module_out", mutates_args=("out",))
