@@ -172,3 +172,25 @@ def test_compiled_forward_runs_the_module_kernels_and_sees_weight_updates(recwar
         next(p for n, p in fast.named_parameters() if "stem" in n and n.endswith("bias")).add_(0.5)
     torch.testing.assert_close(compiled(xs), expected(), atol=1e-4, rtol=1e-4)
     assert not [w for w in recwarn if "per-block kernels" in str(w.message)]  # the module kernels ran
+
+
+def test_modules_beyond_the_module_kernel_run_per_block_with_one_warning():
+    """Five stages (the module kernel holds four): the sensor and fusion modules run on the per-block
+    kernels, each reason warned about once, and the model still meets the contract."""
+    import warnings
+
+    device = device_under_test()
+    config = dict(SMALL, dims=(12, 12, 16, 16, 20), depths=(1, 0, 1, 0, 1), fusion_dims=(24, 24, 24, 24, 40),
+                  fusion_depths=(1, 0, 0, 0, 1))
+    sensors = [SensorSpec("acc", 3)]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=2, **config), seed=18).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
+    xs = [torch.randn(1, 3, 2 * 16, generator=torch.Generator().manual_seed(19)).to(device)]
+    get_backend("triton")._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_model(fast, ref, xs, device=device)
+        fast(xs)
+    messages = [str(w.message) for w in caught if "per-block kernels" in str(w.message)]
+    assert len(messages) == 2 and all("5 stages" in m for m in messages), messages
+    assert "a sensor module" in messages[0] and "the fusion module" in messages[1]
