@@ -194,3 +194,26 @@ def test_modules_beyond_the_module_kernel_run_per_block_with_one_warning():
     messages = [str(w.message) for w in caught if "per-block kernels" in str(w.message)]
     assert len(messages) == 2 and all("5 stages" in m for m in messages), messages
     assert "a sensor module" in messages[0] and "the fusion module" in messages[1]
+
+
+def test_env_switch_runs_the_per_block_kernels(monkeypatch):
+    """UMSNET_FAST_TRITON_MODULES=0 (read per call): no module kernel runs, same results."""
+    from umsnet_fast.backends import triton as triton_backend
+    from umsnet_fast.kernels import encoder_layer, lsr_module
+
+    device = device_under_test()
+    sensors, k, batch, lengths = CONFIGS["one_sensor_K1_L8_batch1"]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=k, **SMALL), seed=20).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
+    xs = [torch.randn(batch, sensors[0].channels, k * lengths[0], generator=torch.Generator().manual_seed(21)).to(device)]
+    modules = fast(xs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a module kernel ran")
+    monkeypatch.setattr(lsr_module, "launch_lsr_module", refuse)
+    monkeypatch.setattr(encoder_layer, "launch_encoder_layer", refuse)
+    monkeypatch.setenv(triton_backend.MODULES_ENV, "0")
+    torch.testing.assert_close(fast(xs), modules, atol=1e-4, rtol=1e-4)
+    monkeypatch.delenv(triton_backend.MODULES_ENV)
+    with pytest.raises(AssertionError, match="a module kernel ran"):
+        fast(xs)

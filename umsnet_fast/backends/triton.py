@@ -9,8 +9,9 @@ UMSNet-A on HHAR. `prepare` packs each module's weights once into the flat buffe
 
 A module the module kernels cannot hold (see their unsupported_reason: more than 4 stages, tiles
 beyond their on-chip limit, mixed downsample strides...) runs on the per-block kernels instead, with
-one warning per reason: the stem (linear_layernorm), every LSR block (one fused kernel or
-dwconv_layernorm + mlp_residual, whichever is faster for the shape), the downsamples, the
+one warning per reason (UMSNET_FAST_TRITON_MODULES=0 asks for this path everywhere, for comparisons):
+the stem (linear_layernorm), every LSR block (one fused kernel or dwconv_layernorm + mlp_residual,
+whichever is faster for the shape), the downsamples, the
 Transformer's LayerNorms and MLP (mlp_residual, gamma None); plain GEMMs (token projection, qkv /
 output projections, head) on torch's F.linear (cuBLAS) and attention on scaled_dot_product_attention.
 
@@ -28,14 +29,19 @@ block, MAX_LN_C for the stem, far beyond UMSNet's widths) run the reference op, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 
 import torch
 
 from .. import ops as _ops
-from ..forward import OpSet, run_encoder_layer, run_lsr_module, run_transformer
+from ..forward import PRIMITIVE_OPS, OpSet, run_encoder_layer, run_lsr_module, run_model, run_transformer
 from ..weights import ModelWeights
 from .base import Backend
+
+# UMSNET_FAST_TRITON_MODULES=0: run every forward on the per-block kernels (read on each call, so one
+# process can capture both forms and compare them).
+MODULES_ENV = "UMSNET_FAST_TRITON_MODULES"
 
 _INTERPRET_HINT = ("set TRITON_INTERPRET=1 before umsnet_fast.kernels is imported to run the kernels on "
                    "CPU tensors through Triton's interpreter (slow; for testing)")
@@ -78,6 +84,7 @@ class TritonBackend(Backend):
 
     def __init__(self):
         self._ops: OpSet | None = None
+        self._per_block: OpSet | None = None  # the same primitives, no module-level overrides
         self._warned: set[str] = set()
 
     def unavailable_reason(self) -> str | None:
@@ -114,6 +121,7 @@ class TritonBackend(Backend):
                 encoder_layer=self._encoder_layer,
                 forward=self._forward,
             )
+            self._per_block = OpSet("triton-per-block", **{op: getattr(self._ops, op) for op in PRIMITIVE_OPS})
         return self._ops
 
     def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> ModelWeights:
@@ -125,6 +133,8 @@ class TritonBackend(Backend):
 
     # -- module-level ops: one kernel each where it fits, else the per-block kernels ---------------
     def _fits(self, what: str, reason: str | None) -> bool:
+        if os.environ.get(MODULES_ENV, "1") == "0":
+            return False  # asked for the per-block kernels: no warning
         if reason is None:
             return True
         message = f"umsnet_fast triton backend: {what}: {reason}; running it on the per-block kernels"
@@ -152,6 +162,8 @@ class TritonBackend(Backend):
 
     def _forward(self, w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
         """run_model's forward with the module kernels (see the module docstring)."""
+        if os.environ.get(MODULES_ENV, "1") == "0":
+            return run_model(self._per_block, w, xs, num_slices)
         lm, el = _module_kernels()
         batch, k = xs[0].shape[0], num_slices
         widths = [m.stem_weight.shape[0] if not m.downsamples else m.downsamples[-1].weight.shape[0]
