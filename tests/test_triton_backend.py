@@ -205,7 +205,8 @@ def test_env_switch_runs_the_per_block_kernels(monkeypatch):
     sensors, k, batch, lengths = CONFIGS["one_sensor_K1_L8_batch1"]
     ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=k, **SMALL), seed=20).eval()
     fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
-    xs = [torch.randn(batch, sensors[0].channels, k * lengths[0], generator=torch.Generator().manual_seed(21)).to(device)]
+    g = torch.Generator().manual_seed(21)
+    xs = [torch.randn(batch, sensors[0].channels, k * lengths[0], generator=g).to(device)]
     modules = fast(xs)
 
     def refuse(*args, **kwargs):
