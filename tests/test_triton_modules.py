@@ -189,3 +189,18 @@ def test_encoder_layer_limits():
     with pytest.raises(ValueError, match=r"in_proj_weight: expected shape \(144, 48\)"):
         el.encoder_layer(torch.randn(1, 4, 48, device=device),
                          dataclasses.replace(w, in_proj_weight=w.in_proj_weight[:, :40]).to(device, torch.float32))
+
+
+def test_custom_op_registration():
+    """torch.library.opcheck: schema (the declared mutation of `out`), fake implementation, dispatch."""
+    from umsnet_fast.kernels import encoder_layer as el
+
+    device = device_under_test()
+    w = lm.pack_lsr_module(module_weights(3, (12, 20), (1, 1), 2).to(device, torch.float32))
+    x4 = torch.randn(2, 3, 6, 3, device=device)
+    for pool, out in ((True, torch.empty(6, 20, device=device)), (False, torch.empty(6, 3, 20, device=device))):
+        torch.library.opcheck(lm.lsr_module_out_op, (x4, w.packed, w.layout.as_list(), w.layout.eps, pool, out),
+                              test_utils=("test_schema", "test_faketensor"))
+    lw = layer_weights(48, 2, 80).to(device, torch.float32)
+    args = (torch.randn(2, 4, 48, device=device), el.layer_tensors(lw), lw.eps, lw.num_heads, [], [], 0.0)
+    torch.library.opcheck(el.encoder_layer_op, args, test_utils=("test_schema", "test_faketensor"))
