@@ -5,9 +5,10 @@
 
 Shapes are UMSNet-A's on HHAR (K = 24 slices of L = 25; sensor modules at widths 16/32/64/128 over
 lengths 25/12/6/3, the fusion module at 64/128 over the K slices, the Transformer at d = 256, mlp 512).
-Each op runs as the Triton kernel (for lsr_block: fused, split and auto) and as its *_ref on the same
-inputs; times come from triton.testing.do_bench (median, p20, p80, in microseconds; the first call
-of each shape, which autotunes, is not timed). Rows are printed as a table and appended to a CSV with
+Each op runs as the Triton kernel (for lsr_block: fused, split and auto; for the module kernels
+lsr_module and encoder_layer also the per-block kernels) and as its *_ref on the same inputs; times
+come from triton.testing.do_bench (median, p20, p80, in microseconds; the first call of each shape,
+which autotunes, is not timed). Rows are printed as a table and appended to a CSV with
 the device name, torch/triton versions, commit and date. Needs a CUDA GPU: it exits with a message
 otherwise (the interpreter's timings would mean nothing).
 """
@@ -85,6 +86,29 @@ def cases(batch: int, dtype: torch.dtype):
     yield "mlp_residual", f"({batch}, {K + 1}, 256) h=512", {
         "triton": lambda: mlp_residual.mlp_residual(tokens, *mw, None, tokens),
         "ref": lambda: ops.mlp_residual_ref(tokens, *mw, None, tokens)}
+    # The module kernels: a whole sensor module (pooled) / the fusion module, one encoder layer; against
+    # the per-block triton kernels (run_lsr_module / run_encoder_layer with the triton backend's ops).
+    from umsnet_fast.backends.triton import BACKEND
+    from umsnet_fast.forward import run_encoder_layer, run_lsr_module
+    from umsnet_fast.kernels import encoder_layer, lsr_module
+    from umsnet_fast.reference import LSRModule
+    from umsnet_fast.weights import EncoderLayerWeights, LSRModuleWeights
+    per_block = BACKEND.ops()
+    for nb, length, c_in, dims, stride, pool in [(n, L, 3, (16, 32, 64, 128), 2, True),
+                                                 (batch, K, 256, (64, 64, 64, 128), 1, False)]:
+        mw = LSRModuleWeights.from_module(LSRModule(c_in, dims, (2,) * 4, downsample_kernel=stride)).to("cuda", dtype)
+        packed, x = lsr_module.pack_lsr_module(mw), _rand(nb, length, c_in, dtype=dtype)
+        yield "lsr_module", f"({nb}, {length}, {c_in}) {'pool' if pool else ''}", {
+            "triton": lambda: lsr_module.lsr_module(x, packed, pool),
+            "per_block": lambda: run_lsr_module(per_block, x, mw).mean(1) if pool else run_lsr_module(per_block, x, mw),
+            "ref": lambda: ops.lsr_module_ref(x, mw, pool)}
+    layer = torch.nn.TransformerEncoderLayer(256, 8, 512, dropout=0.0, activation="gelu", batch_first=True,
+                                             norm_first=True, layer_norm_eps=1e-6)
+    lw = EncoderLayerWeights.from_module(layer).to("cuda", dtype)
+    yield "encoder_layer", f"({batch}, {K + 1}, 256)", {
+        "triton": lambda: encoder_layer.encoder_layer(tokens, lw),
+        "per_block": lambda: run_encoder_layer(per_block, tokens, lw),
+        "ref": lambda: ops.encoder_layer_ref(tokens, lw)}
 
 
 def main(argv=None) -> int:

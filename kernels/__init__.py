@@ -7,6 +7,8 @@ kernel(s), the host launcher and the torch.library custom op, and re-exporting t
     linear_layernorm   the stem (Linear + LayerNorm); its gathered-row GEMM also serves
     downsample         BatchNorm folded into the stride-s conv
     layer_norm         LayerNorm over the last axis
+    lsr_module         a whole LSR module (stem, blocks, downsamples, optional mean) in one kernel
+    encoder_layer      a whole Transformer encoder layer (+ token embedding / final LayerNorm + head)
     aot_check          compiles all of them for a GPU architecture without a GPU
 
 Importing a module imports triton. Set TRITON_INTERPRET=1 before that to run the kernels on CPU

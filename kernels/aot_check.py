@@ -5,8 +5,9 @@ constexpr misuse, types) and to see each config's shared memory.
     python -m umsnet_fast.kernels.aot_check [--arch 90 80] [--dtype fp32 bf16 fp16] [--all-configs] [--tf32]
 
 Must run without TRITON_INTERPRET=1 (it needs the compiled kernels, not the interpreter's). Kernel
-arguments follow one convention: names ending in _ptr are pointers of the tested dtype, `eps` is fp32,
-other runtime arguments are i32, constexprs are given per kernel below. Exit status 1 if any failed.
+arguments follow one convention: names ending in _ptr are pointers of the tested dtype, those in
+FP32_ARGS (`eps`, ...) are fp32, other runtime arguments are i32, constexprs are given per kernel below.
+Exit status 1 if any failed.
 """
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ import sys
 import time
 
 TRITON_TYPES = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
+FP32_ARGS = ("eps", "head_eps", "scale")
 
 
 def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
     """(name, JITFunction, constexprs, num_warps, num_stages) at UMSNet's widths."""
+    import torch
+
     from . import dwconv_layernorm as dw
+    from . import encoder_layer as enc
     from . import layer_norm as ln
     from . import linear_layernorm as lin
     from . import lsr_block as lsr
+    from . import lsr_module as mod
     from . import mlp_residual as mlp
 
     prec = "tf32" if (tf32 or dtype != "fp32") else "ieee"
@@ -48,6 +54,17 @@ def kernel_cases(dtype: str, all_configs: bool, tf32: bool):
             HAS_LN=True, DOT_PRECISION=prec, BLOCK_N=16, **kw), warps, stages
         yield "downsample", lin._tap_linear_kernel.fn, dict(
             HAS_LN=False, DOT_PRECISION=prec, BLOCK_N=128, **kw), warps, stages
+    # UMSNet-A's modules on HHAR: a sensor module (3 axes, L = 25, pooled) and the fusion one (K = 24).
+    for name, layout, length, pool in (("lsr_module sensor", mod.umsnet_layout(3, (16, 32, 64, 128), 2), 25, True),
+                                       ("lsr_module fusion", mod.umsnet_layout(256, (64, 64, 64, 128), 1), 24, False)):
+        consts = mod.kernel_constexprs(layout, length, pool, prec)
+        warps = mod.LAUNCH_WARPS[getattr(torch, {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[dtype])]
+        yield name, mod._lsr_module_kernel, consts, warps, mod.LAUNCH_STAGES
+    # UMSNet's encoder layers (d 256, 8 heads, mlp 512, K + 1 = 25 tokens): the first (token embedding of
+    # the 128-wide fusion features) and the last (LayerNorm + head, 6 classes); a middle one has neither.
+    for name, tokens, head in (("encoder_layer first", True, False), ("encoder_layer last", False, True)):
+        consts = enc.kernel_constexprs(256, 8, 512, 25, 128 if tokens else 0, 6 if head else 0, prec)
+        yield name, enc._encoder_layer_kernel, consts, enc.LAUNCH_WARPS, enc.LAUNCH_STAGES
 
 
 def compile_kernel(fn, dtype: str, constexprs: dict, num_warps: int, num_stages: int, arch: int):
@@ -57,7 +74,7 @@ def compile_kernel(fn, dtype: str, constexprs: dict, num_warps: int, num_stages:
     from triton.compiler import ASTSource
 
     sig = {name: "constexpr" if name in constexprs else
-           f"*{TRITON_TYPES[dtype]}" if name.endswith("_ptr") else "fp32" if name == "eps" else "i32"
+           f"*{TRITON_TYPES[dtype]}" if name.endswith("_ptr") else "fp32" if name in FP32_ARGS else "i32"
            for name in fn.arg_names}
     return triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
                           target=GPUTarget("cuda", arch, 32), options=dict(num_warps=num_warps, num_stages=num_stages))

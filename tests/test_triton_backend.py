@@ -146,3 +146,75 @@ def test_cuda_graph_capture():
     torch.cuda.synchronize()
     torch.testing.assert_close(captured, fast(xs), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(captured, eager)
+
+
+def test_compiled_forward_runs_the_module_kernels_and_sees_weight_updates(recwarn):
+    """umsnet_fast.compile over the triton backend (a CUDA graph on a GPU, the plain forward on CPU):
+    the module kernels' packed weights are re-packed when a parameter changes, never stale."""
+    import umsnet_fast
+    from umsnet_fast.forward import REFERENCE_OPS
+    from umsnet_fast.weights import ModelWeights
+
+    device = device_under_test()
+    sensors, k, batch, lengths = CONFIGS["two_sensors_K3_L9"]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=k, **SMALL), seed=16).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
+    compiled = umsnet_fast.compile(fast, batch_size=batch, slice_length=lengths[0], backend="triton",
+                                   device=device, warmup=1)
+    g = torch.Generator().manual_seed(17)
+    xs = [torch.randn(batch, s.channels, k * n, generator=g).to(device) for s, n in zip(sensors, lengths)]
+
+    def expected():
+        return REFERENCE_OPS.forward(ModelWeights.from_model(fast), xs, k)
+
+    torch.testing.assert_close(compiled(xs), expected(), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        next(p for n, p in fast.named_parameters() if "stem" in n and n.endswith("bias")).add_(0.5)
+    torch.testing.assert_close(compiled(xs), expected(), atol=1e-4, rtol=1e-4)
+    assert not [w for w in recwarn if "per-block kernels" in str(w.message)]  # the module kernels ran
+
+
+def test_modules_beyond_the_module_kernel_run_per_block_with_one_warning():
+    """Five stages (the module kernel holds four): the sensor and fusion modules run on the per-block
+    kernels, each reason warned about once, and the model still meets the contract."""
+    import warnings
+
+    device = device_under_test()
+    config = dict(SMALL, dims=(12, 12, 16, 16, 20), depths=(1, 0, 1, 0, 1), fusion_dims=(24, 24, 24, 24, 40),
+                  fusion_depths=(1, 0, 0, 0, 1))
+    sensors = [SensorSpec("acc", 3)]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=2, **config), seed=18).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
+    xs = [torch.randn(1, 3, 2 * 16, generator=torch.Generator().manual_seed(19)).to(device)]
+    get_backend("triton")._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_model(fast, ref, xs, device=device)
+        fast(xs)
+    messages = [str(w.message) for w in caught if "per-block kernels" in str(w.message)]
+    assert len(messages) == 2 and all("5 stages" in m for m in messages), messages
+    assert "a sensor module" in messages[0] and "the fusion module" in messages[1]
+
+
+def test_env_switch_runs_the_per_block_kernels(monkeypatch):
+    """UMSNET_FAST_TRITON_MODULES=0 (read per call): no module kernel runs, same results."""
+    from umsnet_fast.backends import triton as triton_backend
+    from umsnet_fast.kernels import encoder_layer, lsr_module
+
+    device = device_under_test()
+    sensors, k, batch, lengths = CONFIGS["one_sensor_K1_L8_batch1"]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, num_slices=k, **SMALL), seed=20).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to(device).eval()
+    g = torch.Generator().manual_seed(21)
+    xs = [torch.randn(batch, sensors[0].channels, k * lengths[0], generator=g).to(device)]
+    modules = fast(xs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a module kernel ran")
+    monkeypatch.setattr(lsr_module, "launch_lsr_module", refuse)
+    monkeypatch.setattr(encoder_layer, "launch_encoder_layer", refuse)
+    monkeypatch.setenv(triton_backend.MODULES_ENV, "0")
+    torch.testing.assert_close(fast(xs), modules, atol=1e-4, rtol=1e-4)
+    monkeypatch.delenv(triton_backend.MODULES_ENV)
+    with pytest.raises(AssertionError, match="a module kernel ran"):
+        fast(xs)

@@ -56,6 +56,12 @@ def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices:
         slices = x.reshape(batch, c, k, t // k).permute(0, 2, 3, 1).reshape(batch * k, t // k, c)
         features.append(ops.lsr_module(slices, mw).mean(1).reshape(batch, k, -1))
     h = ops.lsr_module(torch.cat(features, -1), w.fusion)  # (batch, K, fusion_dims[-1])
+    return run_transformer(ops, w, h)
+
+
+def run_transformer(ops: "OpSet", w: ModelWeights, h: torch.Tensor) -> torch.Tensor:
+    """The fusion module's output h (batch, K, fusion_dims[-1]) -> logits (batch, num_classes)."""
+    batch = h.shape[0]
     tokens = ops.linear(h, w.token_weight, w.token_bias)
     cls = w.cls_token.expand(batch, 1, -1)
     tokens = torch.cat([cls, tokens], 1) + w.pos_embed

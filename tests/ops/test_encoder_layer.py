@@ -1,4 +1,5 @@
-"""encoder_layer (a pre-norm Transformer encoder layer) on every implementation that runs it as one op."""
+"""encoder_layer (a pre-norm Transformer encoder layer) on every implementation that runs it as one op;
+16-bit dtypes with a module's tolerance (testing.module_atol)."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,7 @@ import torch.nn as nn
 from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.forward import REFERENCE_OPS
-from umsnet_fast.testing import check_op, randomize_
+from umsnet_fast.testing import check_op, module_atol, randomize_
 from umsnet_fast.weights import EncoderLayerWeights
 
 # (batch, tokens, d, heads, mlp): UMSNet's (K + 1 = 25 tokens, d = 256, 8 heads, 512), odd sizes,
@@ -21,7 +22,8 @@ def test_encoder_layer(impl, dtype, shape, layout):
     layer = nn.TransformerEncoderLayer(d, heads, mlp, 0.0, activation="gelu", layer_norm_eps=1e-6,
                                        batch_first=True, norm_first=True)
     w = EncoderLayerWeights.from_module(randomize_(layer).double().eval()).map(torch.Tensor.detach)
+    x = make_input((batch, tokens, d))
     out = check_op(with_layout(lambda x, w: impl(x, w.to(device=x.device, dtype=x.dtype)), layout),
                    lambda x, w: REFERENCE_OPS.encoder_layer(x, w.to(device=x.device, dtype=x.dtype)),
-                   (make_input((batch, tokens, d)), w), dtype=dtype, device=impl.device)
+                   (x, w), dtype=dtype, device=impl.device, atol=module_atol(dtype, REFERENCE_OPS.encoder_layer(x, w)))
     assert out.dtype == dtype

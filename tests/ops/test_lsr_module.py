@@ -1,5 +1,5 @@
 """lsr_module (stem + stages of LSR blocks + downsamples; a whole sensor or fusion module) on every
-implementation that runs it as one op."""
+implementation that runs it as one op; 16-bit dtypes with a module's tolerance (testing.module_atol)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.forward import REFERENCE_OPS
 from umsnet_fast.reference import LSRModule
-from umsnet_fast.testing import check_op, randomize_
+from umsnet_fast.testing import check_op, module_atol, randomize_
 from umsnet_fast.weights import LSRModuleWeights
 
 # (batch, length, C_in, dims, depths, downsample kernel, depthwise kernel): a sensor module of UMSNet-A
@@ -28,7 +28,8 @@ def _weights(shape) -> LSRModuleWeights:
 @pytest.mark.parametrize("impl,dtype,shape,layout", op_cases("lsr_module", SHAPES))
 def test_lsr_module(impl, dtype, shape, layout):
     n, length, c_in = shape[:3]
+    x, w = make_input((n, length, c_in)), _weights(shape)
     out = check_op(with_layout(lambda x, w: impl(x, w.to(device=x.device, dtype=x.dtype)), layout),
                    lambda x, w: REFERENCE_OPS.lsr_module(x, w.to(device=x.device, dtype=x.dtype)),
-                   (make_input((n, length, c_in)), _weights(shape)), dtype=dtype, device=impl.device)
+                   (x, w), dtype=dtype, device=impl.device, atol=module_atol(dtype, REFERENCE_OPS.lsr_module(x, w)))
     assert out.dtype == dtype
