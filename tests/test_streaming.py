@@ -325,3 +325,119 @@ def test_single_stream_on_cuda_equals_the_window_forward():
     sig = [s.cuda() for s in signal(LENGTHS, k + 9)]
     outs = push_randomly(fast.stream(hop, slice_length=LENGTHS).push, sig)
     check_against_window_forward(ref.cuda(), outs, sig, LENGTHS, k, hop)
+
+
+# -- umsnet-fast annotate ----------------------------------------------------------------------------
+
+def _checkpoint(tmp_path, preset, k):
+    pytest.importorskip("safetensors")
+    from umsnet_fast.har.checkpoint import save_checkpoint
+
+    model = randomize_(reference.UMSNet(**preset.model_kwargs(k), **SMALL), 4).eval()
+    norm = {s.name: {"mean": [0.5 * c for c in range(s.channels)], "std": [1.0 + c for c in range(s.channels)]}
+            for s in preset.sensors}
+    meta = {"classes": list(preset.classes), "normalization": norm,
+            "data": {"dataset": preset.name, "root": str(tmp_path), "window_seconds": k * preset.slice_seconds}}
+    return save_checkpoint(tmp_path / "fold-x", model, meta), model, norm
+
+
+def _read_rows(path):
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _expected_probs(model, norm, rec, k, hop, length):
+    sig = [torch.from_numpy(s) for s in rec.signal]
+    sig = [(s - torch.tensor(norm[n]["mean"])[:, None]) / torch.tensor(norm[n]["std"])[:, None]
+           for s, n in zip(sig, (sp.name for sp in rec.sensors))]
+    count = expected_hops(len(rec.time) // length, k, hop)
+    with torch.no_grad():
+        return torch.softmax(model(windows(sig, (length,) * len(sig), k, hop, count)).double(), -1)
+
+
+def test_annotate_a_subject_end_to_end(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from har_files import write_hhar
+
+    from umsnet_fast import cli
+    from umsnet_fast.har.datasets import load_recordings
+
+    k, hop = 4, 2
+    (tmp_path / "hhar").mkdir()
+    data = write_hhar(tmp_path / "hhar")
+    ck, model, norm = _checkpoint(tmp_path, presets.HHAR, k)
+    out = tmp_path / "out"
+    assert cli.main(["annotate", "--checkpoint", str(ck), "--data-root", str(data), "--subject", "a",
+                     "--devices", "watches", "--hop-slices", str(hop), "--chunk-seconds", "0.37",
+                     "--output", str(out)]) == 0
+    assert "hops of 0.5 s from 2 recording(s), accuracy" in capsys.readouterr().out
+    rows = _read_rows(out / "hhar-subject-a.csv")
+    assert (out / "hhar-subject-a.png").stat().st_size > 0
+    recs = load_recordings("hhar", data, "a", devices="watches")
+    classes = presets.HHAR.classes
+    expected = torch.cat([_expected_probs(model, norm, r, k, hop, 25) for r in recs])
+    assert len(rows) == len(expected) > 10
+    got = torch.tensor([[float(r[f"p_{c}"]) for c in classes] for r in rows], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+    assert [r["label"] for r in rows] == [classes[i] for i in expected.argmax(-1).tolist()]
+    assert {r["true_label"] for r in rows} >= {"stand", "sit"}  # where the recording is labelled
+    times = [float(r["time"]) for r in rows[:3]]
+    assert times[1] - times[0] == pytest.approx(hop * 0.25, abs=0.011)
+
+
+def test_annotate_a_csv_recording(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from umsnet_fast import cli
+    from umsnet_fast.har.dataset import Recording
+
+    k, length = 2, 25
+    ck, model, norm = _checkpoint(tmp_path, presets.HHAR, k)
+    n = 10 * length + 7
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    labels = ["walk"] * (n // 2) + [""] * (n - n // 2)
+    path = tmp_path / "wrist.csv"
+    with open(path, "w") as f:
+        f.write("t,ax,ay,az,gx,gy,gz,label\n")
+        for i in range(n):
+            f.write(f"{3 + i / 100:.2f}," + ",".join(f"{v:.6f}" for v in x[i].tolist()) + f",{labels[i]}\n")
+    out = tmp_path / "out"
+    assert cli.main(["annotate", "--checkpoint", str(ck), "--csv", str(path), "--output", str(out)]) == 0
+    rows = _read_rows(out / "wrist.csv")
+    rec = Recording("csv", None, None, [x[:, :3].T.float().numpy(), x[:, 3:].T.float().numpy()],
+                    3 + torch.arange(n).double().numpy() / 100, None, presets.HHAR.classes, presets.HHAR.sensors, 100.0)
+    expected = _expected_probs(model, norm, rec, k, 1, length)
+    got = torch.tensor([[float(r[f"p_{c}"]) for c in presets.HHAR.classes] for r in rows], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+    assert rows[0]["true_label"] == "walk" and rows[-1]["true_label"] == ""
+    assert float(rows[0]["time"]) == pytest.approx(3 + (2 * length - 1) / 100)
+    assert (out / "wrist.png").stat().st_size > 0
+
+
+def test_annotate_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from umsnet_fast import cli
+
+    ck, _, _ = _checkpoint(tmp_path, presets.HHAR, 2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,ax,ay,az,gx,gy,gz\n0,1,2,3,4,5,6\n0.01,1,2,x,4,5,6\n")
+    with pytest.raises(SystemExit, match=r"bad.csv, line 3: 'x' is not a number"):
+        cli.main(["annotate", "--checkpoint", str(ck), "--csv", str(bad), "--no-plot", "--output", str(tmp_path)])
+    short = tmp_path / "short.csv"
+    short.write_text("t,ax,ay,az\n0,1,2,3\n")
+    with pytest.raises(SystemExit, match=r"line 1: expected 7 columns \(time, then acc\[0\], acc\[1\]"):
+        cli.main(["annotate", "--checkpoint", str(ck), "--csv", str(short), "--no-plot"])
+    from har_files import write_mhealth
+    (tmp_path / "m").mkdir()
+    write_mhealth(tmp_path / "m", subjects=(1,))
+    with pytest.raises(SystemExit, match=r"the checkpoint's sensors \['acc', 'gyro'\] are not mhealth's"):
+        cli.main(["annotate", "--checkpoint", str(ck), "--dataset", "mhealth", "--data-root", str(tmp_path / "m"),
+                  "--subject", "1"])
+    proc = subprocess.run([sys.executable, "-m", "umsnet_fast", "annotate", "--checkpoint", str(ck), "--data-root",
+                           str(tmp_path), "--subject", "zz"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "umsnet-fast annotate:" in proc.stderr and "Phones_accelerometer.csv not found" in proc.stderr
