@@ -162,7 +162,7 @@ def plot_timeline(path: Path, rows: list[dict], classes, title: str) -> None:
         ax.set_title(dev or "", fontsize=9, loc="left")
         ax.grid(True, axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("time, s (end of each window)")
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
