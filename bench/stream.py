@@ -48,13 +48,6 @@ def _backends(device: torch.device, patterns) -> list[str]:
     return names
 
 
-def _slices(ctx: BenchContext, count: int, dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
-    """A signal of `count` slices per sensor, (C_i, count * L), on the run's device."""
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(s.channels, count * ctx.slice_length, generator=g).to(ctx.device, dtype)
-            for s in ctx.preset.sensors]
-
-
 def run_stream(cfg: BenchConfig, *, progress=None) -> tuple[dict, Path]:
     """Run the streaming benchmark; the results document and the path of its JSON file."""
     threads_before = torch.get_num_threads()
@@ -120,7 +113,7 @@ def _measure(ctx, cfg, backend: str, dtype, dtype_name: str, batches) -> list[di
     skip = get_backend(backend).input_unsupported_reason(ctx.device, dtype)
     if skip:
         return [dict(r, status="skipped", reason=skip) for r in base]
-    k, length = cfg.slices, ctx.slice_length
+    length = ctx.slice_length
     model = umsnet_fast.UMSNet.from_reference(ctx.reference_as(dtype), backend=backend).eval()
     rows = []
     for b in batches:

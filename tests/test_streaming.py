@@ -6,7 +6,6 @@ import random
 import pytest
 import torch
 
-import umsnet_fast
 from umsnet_fast import StreamPool, UMSNet, available_backends, presets, reference
 from umsnet_fast.testing import assert_matches_oracle, randomize_
 
@@ -154,9 +153,10 @@ def _bad_chunks():
         ([x, x.double()], TypeError, r"sensor 'gyro': this stream computes in torch.float32, got samples of dtype "
                                      r"torch.float64"),
         ([x, torch.zeros(3, 10, dtype=torch.int64)], TypeError, "dtype torch.int64"),
-        ([x, torch.empty(3, 10, device="meta")], ValueError, "sensor 'gyro': this stream runs on cpu, got samples on meta"),
-        ({"acc": x, "magnetometer": x}, ValueError, r"unknown sensor\(s\) \['magnetometer'\]; this model's sensors "
-                                                    r"are \['acc', 'gyro'\]"),
+        ([x, torch.empty(3, 10, device="meta")], ValueError,
+         "sensor 'gyro': this stream runs on cpu, got samples on meta"),
+        ({"acc": x, "magnetometer": x}, ValueError,
+         r"unknown sensor\(s\) \['magnetometer'\]; this model's sensors are \['acc', 'gyro'\]"),
         ([x], ValueError, r"expected 2 entries \(sensors \['acc', 'gyro'\]"),
         (x, TypeError, "got a single tensor of shape"),
         ([x, [1.0, 2.0]], TypeError, r"sensor 'gyro': expected a torch.Tensor of shape \(3, n\), got list"),
@@ -237,7 +237,7 @@ def test_normalization_is_applied_to_the_samples():
     norm = {"acc": {"mean": [1.0, -2.0, 0.5], "std": [2.0, 0.5, 3.0]}, "gyro": {"mean": [0, 0, 4.0], "std": [1, 1, 8]}}
     sig = signal(LENGTHS, 6)
     outs = push_randomly(fast.stream(1, slice_length=LENGTHS, normalization=norm).push, sig)
-    standardised = [(s - torch.tensor(norm[n]["mean"])[:, None]) / torch.tensor(norm[n]["std"], dtype=torch.float32)[:, None]
+    standardised = [(s - torch.tensor(norm[n]["mean"])[:, None]) / torch.tensor(norm[n]["std"])[:, None]
                     for s, n in zip(sig, ("acc", "gyro"))]
     check_against_window_forward(ref, outs, standardised, LENGTHS, k, 1)
 

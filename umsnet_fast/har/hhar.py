@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import HHAR
-from .dataset import (DataFormatError, HARDataset, Recording, assemble, cut_windows, label_runs, resample,
-                      window_geometry)
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    Recording,
+    assemble,
+    cut_windows,
+    label_runs,
+    resample,
+    window_geometry,
+)
 
 __all__ = ["load_hhar", "hhar_recordings", "HHAR_FILES", "HHAR_HEADER"]
 

@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import MHEALTH
-from .dataset import (DataFormatError, HARDataset, Recording, assemble, cut_windows, label_runs, resample,
-                      window_geometry)
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    Recording,
+    assemble,
+    cut_windows,
+    label_runs,
+    resample,
+    window_geometry,
+)
 
 __all__ = ["load_mhealth", "mhealth_recordings", "MHEALTH_LABELS"]
 
