@@ -441,3 +441,26 @@ def test_annotate_bad_input_is_one_line(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "umsnet-fast annotate:" in proc.stderr and "Phones_accelerometer.csv not found" in proc.stderr
+
+
+def test_the_window_forward_is_the_two_steps():
+    from umsnet_fast.forward import REFERENCE_OPS, OpSet, run_slice_features, run_window_head
+    from umsnet_fast.weights import ModelWeights
+
+    calls = []
+
+    def spy(name, fn):
+        def run(*args):
+            calls.append((name, tuple(args[-1].shape) if name == "head" else tuple(args[-1][0].shape)))
+            return fn(ops, *args)
+        return run
+
+    ops = OpSet("spy", slice_features=spy("features", run_slice_features), window_head=spy("head", run_window_head))
+    k, batch = 3, 2
+    ref, fast = make(k)
+    w = ModelWeights.from_model(fast)
+    xs = presets.HHAR.example_inputs(batch, k)
+    with torch.no_grad():
+        torch.testing.assert_close(ops.forward(w, xs, k), REFERENCE_OPS.forward(w, xs, k), atol=0, rtol=0)
+        torch.testing.assert_close(ops.forward(w, xs, k), ref(xs), atol=1e-5, rtol=1e-5)
+    assert calls[:2] == [("features", (batch * k, 25, 3)), ("head", (batch, k, 2 * SMALL["dims"][-1]))]
