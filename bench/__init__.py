@@ -8,6 +8,7 @@ engines.py  what is compared: eager reference, the fast model per backend (and c
             torch.compile modes, ONNX Runtime
 runner.py   the run: engines x dtypes x batch sizes in one process, JSON rewritten after every cell
 report.py   machine and versions, the JSON file, the table, the plot, the performance targets
+stream.py   `umsnet-fast bench --stream`: the slice cache (stream / pool) against the window forward
 kernels_triton.py  per-kernel Triton benchmarks (`umsnet-fast bench --kernels`)
 device_check.sh  the GPU machine's check (install, CUDA build, GPU tests, GPU benchmark), --dry-run here
 """

@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true",
                    help="CUDA: also count each call's kernels and their GPU time (what bounds the latency)")
     p.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
+    p.add_argument("--stream", action="store_true",
+                   help="the slice cache instead: per-hop latency of one stream against model(window) at batch 1, "
+                        "hops/s of a pool of B streams against windows/s at batch B (B: the largest "
+                        "--batch-sizes, default 256; --quick 2)")
     p.add_argument("--kernels", action="store_true",
                    help="GPU: the per-kernel Triton benchmarks against their *_ref instead (UMSNet-A / HHAR "
                         "shapes at --batch-sizes and --dtype; rows appended to bench/results/kernels_triton.csv)")
@@ -80,6 +84,8 @@ def build_config(args: argparse.Namespace):
     if slices < 1:
         raise SystemExit(f"--slices must be >= 1, got {slices}")
     batch_sizes = args.batch_sizes or (QUICK_BATCHES if args.quick else (1, 64, 1024, 4096) if gpu else (1, 64, 256))
+    if getattr(args, "stream", False):
+        batch_sizes = (1, max(args.batch_sizes or (QUICK_BATCHES if args.quick else (256,))))
     dtypes = args.dtype or (("fp32", "bf16") if gpu else ("fp32",))
     threads = args.threads or os.cpu_count() or 1
     if threads < 1:
@@ -130,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
             argv += ["--dtype", *args.dtype]
         return kernels_triton.main(argv)
     cfg = build_config(args)
+    if args.stream:
+        from umsnet_fast.bench.stream import run_stream as run_fn
+    else:
+        run_fn = runner.run
     console = Console()
     err = Console(stderr=True)
     try:
@@ -137,12 +147,12 @@ def run(args: argparse.Namespace) -> int:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=err, transient=False) as bar:
                 task = bar.add_task("bench", total=None)
-                doc, json_path = runner.run(
+                doc, json_path = run_fn(
                     cfg, progress=lambda text, done, total: bar.update(task, description=text, completed=done,
                                                                        total=total))
         else:  # a log file: one line per step
             start = time.perf_counter()
-            doc, json_path = runner.run(cfg, progress=lambda text, done, total: err.print(
+            doc, json_path = run_fn(cfg, progress=lambda text, done, total: err.print(
                 f"[{done}/{total} {time.perf_counter() - start:6.1f}s] {text}", highlight=False))
     except ValueError as e:  # an --engines pattern that matches nothing
         raise SystemExit(str(e)) from None

@@ -86,6 +86,8 @@ def write_json(doc: dict, path: Path) -> None:
 
 # -- table ----------------------------------------------------------------------------------------
 def _ratio(r: dict) -> str:
+    if r.get("vs_window") is not None:  # bench --stream: against the window forward of the same batch
+        return f" [bold]{r['vs_window']:.2f}x[/]"
     x = r.get("speedup_vs_eager")
     return "" if x is None else f" [bold]{x:.2f}x[/]"
 
@@ -112,8 +114,12 @@ def make_table(doc: dict) -> Table:
              f"{' ' + dtypes[0] if len(dtypes) == 1 else ''} on {machine['name']} "
              f"({machine['threads']} threads{f', load {load[0]:g}' if load else ''}) - {doc['date'][:16]} "
              f"{doc['commit']}")
-    table = Table(title=title, caption="batch 1: median / p90 / p99 latency; larger batches: windows per second; "
-                                       "[bold]Nx[/] = speed-up over eager at the same dtype and batch")
+    caption = ("batch 1: median / p90 / p99 latency; larger batches: windows per second; "
+               "[bold]Nx[/] = speed-up over eager at the same dtype and batch")
+    if cfg.get("stream"):
+        caption = ("stream-*: batch 1 per-hop latency of one stream, batch B hops/s of a pool of B streams; "
+                   "[bold]Nx[/] = stream latency / window latency (batch 1), hops/s / windows/s (batch B)")
+    table = Table(title=title, caption=caption)
     table.add_column("engine")
     if len(dtypes) > 1:
         table.add_column("dtype")
@@ -224,6 +230,9 @@ def targets(doc: dict) -> list[str]:
     """
     rows, lines = doc["results"], []
     cfg = doc["config"]
+    if cfg.get("stream"):
+        from .stream import stream_targets
+        return stream_targets(doc)
     if (cfg["variant"], cfg["preset"], cfg["slices"]) != ("A", "hhar", 24):
         return [f"targets (DESIGN.md section 5) are set for UMSNet-A / HHAR / K=24; this run is "
                 f"UMSNet-{cfg['variant']} / {cfg['preset'].upper()} / K={cfg['slices']}: not judged"]

@@ -182,3 +182,39 @@ def test_targets_judge_the_measured_ratios():
     other = dict(cpu, config=dict(cpu["config"], slices=2))
     assert report.targets(other) == ["targets (DESIGN.md section 5) are set for UMSNet-A / HHAR / K=24; "
                                      "this run is UMSNet-A / HHAR / K=2: not judged"]
+
+
+def test_quick_stream_bench_through_the_cli(tmp_path, capsys):
+    out_dir = tmp_path / "results"
+    assert cli.main(["bench", "--stream", "--quick", "--threads", "1", "--no-plot", "--output", str(out_dir)]) == 0
+    doc = _only_json(out_dir)
+    assert next(out_dir.glob("*.json")).name.startswith("stream-cpu-")
+    assert doc["complete"] is True and doc["config"]["stream"] is True and doc["config"]["batch_sizes"] == [1, 2]
+    backends = [n for n, i in runner.available_backends().items()
+                if i.available and "cpu" in i.auto_device_types and n != "reference"]
+    rows = {(r["engine"], r["batch"]): r for r in doc["results"]}
+    assert set(rows) == {(f"{kind}-{b}", batch) for b in backends for kind in ("fast", "stream") for batch in (1, 2)}
+    for b in backends:
+        for batch in (1, 2):
+            window, stream = rows[f"fast-{b}", batch], rows[f"stream-{b}", batch]
+            assert window["status"] == stream["status"] == "ok", (window, stream)
+            assert stream["max_abs_diff_vs_window"] < 1e-4  # the stream's first output is model(window)
+            expected = (stream["median_ms"] / window["median_ms"] if batch == 1 else
+                        stream["throughput_per_s"] / window["throughput_per_s"])
+            assert stream["vs_window"] == pytest.approx(expected, rel=1e-2)
+    printed = capsys.readouterr().out
+    assert "per-hop latency of one stream" in printed
+    assert "per-hop latency / window latency" in printed and "not judged" in printed  # K=2 is not the workload
+
+
+def test_stream_targets_judge_the_measured_ratios():
+    from umsnet_fast.bench.stream import stream_targets
+
+    doc = {"config": {"variant": "A", "preset": "hhar", "slices": 24}, "results": [
+        dict(_row("stream-cpu", 1, 0.4), vs_window=0.4), dict(_row("stream-cpu", 256, 100), vs_window=1.5),
+        _row("fast-cpu", 1, 1.0)]}
+    lines = stream_targets(doc)
+    assert lines == ["stream-cpu fp32 per-hop latency / window latency = 0.40x (target <= 0.5x): [green]met[/]",
+                     "stream-cpu fp32 pool of 256 hops/s / window throughput at batch 256 = 1.50x (target >= 2x): "
+                     "[red]not met[/]"]
+    assert report.targets(dict(doc, machine={"device": "cpu"}, config=dict(doc["config"], stream=True))) == lines

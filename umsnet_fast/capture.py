@@ -34,7 +34,23 @@ from .inputs import validate_inputs
 from .model import UMSNet
 from .weight_watch import WeightWatch
 
-__all__ = ["compile", "CompiledUMSNet"]
+__all__ = ["compile", "CompiledUMSNet", "capture_graph"]
+
+
+def capture_graph(fn, device: torch.device, warmup: int = 3):
+    """(graph, output): `warmup` eager calls of fn() on a side stream (Triton JIT, library handles,
+    autotuning), then one CUDA graph of fn(). fn reads and writes static tensors only; replaying the
+    graph recomputes `output` in place. Also used by the stream pool (umsnet_fast.streaming)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = fn()
+    return graph, output
 
 class _Entry:
     """One batch size: static inputs and output, and the graph that maps one to the other (or None on CPU)."""
@@ -96,15 +112,7 @@ class CompiledUMSNet:
         # Static inputs; the warm-up runs on random data, not zeros.
         inputs = [torch.randn(batch_size, s.channels, k * length, device=self.device, dtype=self.dtype)
                   for s, length in zip(self.config.sensors, self.slice_lengths)]
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):  # warm-up: Triton JIT, library handles, autotuning
-            for _ in range(self.warmup):
-                self._forward(inputs)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            output = self._forward(inputs)
+        graph, output = capture_graph(lambda: self._forward(inputs), self.device, self.warmup)
         self._entries[batch_size] = _Entry(batch_size, inputs, output, graph)
 
     def _recapture_all(self) -> None:
@@ -168,10 +176,11 @@ class CompiledUMSNet:
         return out.clone() if self.copy_output else out
 
 
-def _resolve_slice_lengths(model: UMSNet, slice_length) -> tuple[int, ...]:
+def resolve_slice_lengths(model: UMSNet, slice_length, what: str = "umsnet_fast.compile") -> tuple[int, ...]:
+    """Samples per slice of each sensor from an int, a list or a dict by name; errors name `what`."""
     sensors = model.config.sensors
     if slice_length is None:
-        raise TypeError("umsnet_fast.compile needs slice_length: the samples per slice of each sensor "
+        raise TypeError(f"{what} needs slice_length: the samples per slice of each sensor "
                         "(an int for all, or one per sensor; the presets' is presets.HHAR.slice_length = 25)")
     if isinstance(slice_length, dict):
         missing = [s.name for s in sensors if s.name not in slice_length]
@@ -214,7 +223,7 @@ def compile(model: UMSNet, batch_size: int = 1, dtype: torch.dtype | None = None
                         f"{type(model).__name__}; convert a reference model with UMSNet.from_reference(ref)")
     if on_new_batch not in ("capture", "raise"):
         raise ValueError(f"on_new_batch must be 'capture' or 'raise', got {on_new_batch!r}")
-    lengths = _resolve_slice_lengths(model, slice_length)
+    lengths = resolve_slice_lengths(model, slice_length)
     p = next(model.parameters())
     device = torch.device(device) if device is not None else p.device
     if device.type == "cuda":

@@ -14,6 +14,8 @@ COMMANDS = {
     "train": ("umsnet_fast.har.train_command",
               "train UMSNet on MHEALTH, HHAR (leave-one-subject-out) or BasicMotions; metrics and checkpoints"),
     "evaluate": ("umsnet_fast.har.evaluate_command", "accuracy and macro-F1 of a checkpoint, run by the fast model"),
+    "annotate": ("umsnet_fast.har.annotate_command",
+                 "replay a recording through a stream of a checkpoint: per-hop predictions (CSV) and a timeline"),
     "bench": ("umsnet_fast.bench.cli",
               "latency and throughput: eager reference vs the fast model vs torch.compile / ONNX Runtime"),
 }

@@ -1,8 +1,13 @@
 """The inference forward pass as a sequence of ops over `ModelWeights`, channels-last throughout.
 
 Each backend hands in an `OpSet`: the reference ops, with the ones it accelerates replaced. Coarse
-ops (`lsr_module`, `encoder_layer`, `forward`) are compositions of the fine ones by default, so a
-backend can replace a single kernel or a whole module with one call.
+ops (`lsr_module`, `encoder_layer`, `slice_features`, `window_head`, `forward`) are compositions of the
+fine ones by default, so a backend can replace a single kernel or a whole module with one call.
+
+The window forward is two steps: `slice_features` (stage 1, each slice alone) and `window_head`
+(stages 2 and 3 over K slice features). Streaming (umsnet_fast.streaming) caches the first and calls
+them separately, through `Stages`: a backend whose `forward` is one fused call still runs both steps
+with its own ops (Backend.stages).
 """
 from __future__ import annotations
 
@@ -46,21 +51,31 @@ def run_encoder_layer(ops: "OpSet", x: torch.Tensor, w: EncoderLayerWeights) -> 
     return ops.mlp_residual(h, w.w1, w.b1, w.w2, w.b2, None, x)
 
 
-def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
-    """xs: per-sensor (batch, C_i, K * L_i) -> logits (batch, num_classes)."""
-    batch, k = xs[0].shape[0], num_slices
-    features = []
-    for mw, x in zip(w.sensors, xs):
-        c, t = x.shape[1], x.shape[2]
-        # (batch, C, K * L) -> (batch * K, L, C): each slice alone, channels last.
-        slices = x.reshape(batch, c, k, t // k).permute(0, 2, 3, 1).reshape(batch * k, t // k, c)
-        features.append(ops.lsr_module(slices, mw).mean(1).reshape(batch, k, -1))
-    h = ops.lsr_module(torch.cat(features, -1), w.fusion)  # (batch, K, fusion_dims[-1])
-    return run_transformer(ops, w, h)
+def window_slices(xs: list[torch.Tensor], num_slices: int) -> list[torch.Tensor]:
+    """Per-sensor windows (batch, C_i, K * L_i) -> per-sensor slices (batch * K, L_i, C_i), channels last."""
+    out = []
+    for x in xs:
+        batch, c, t = x.shape
+        out.append(x.reshape(batch, c, num_slices, t // num_slices).permute(0, 2, 3, 1)
+                   .reshape(batch * num_slices, t // num_slices, c))
+    return out
+
+
+def run_slice_features(ops: "OpSet", w: ModelWeights, slices: list[torch.Tensor]) -> torch.Tensor:
+    """Stage 1, each slice alone: per-sensor slices (n, L_i, C_i) -> slice features (n, sum_i dims[-1]).
+
+    Each sensor's LSR module, then the mean over the remaining length; sensors concatenated in order.
+    """
+    return torch.cat([ops.lsr_module(x, mw).mean(1) for mw, x in zip(w.sensors, slices)], -1)
+
+
+def run_window_head(ops: "OpSet", w: ModelWeights, features: torch.Tensor) -> torch.Tensor:
+    """Stages 2 and 3: slice features of whole windows (batch, K, F) -> logits (batch, num_classes)."""
+    return run_transformer(ops, w, ops.lsr_module(features, w.fusion))  # fusion: (batch, K, fusion_dims[-1])
 
 
 def run_transformer(ops: "OpSet", w: ModelWeights, h: torch.Tensor) -> torch.Tensor:
-    """The fusion module's output h (batch, K, fusion_dims[-1]) -> logits (batch, num_classes)."""
+    """Stage 3: the fusion module's output h (batch, K, fusion_dims[-1]) -> logits (batch, num_classes)."""
     batch = h.shape[0]
     tokens = ops.linear(h, w.token_weight, w.token_bias)
     cls = w.cls_token.expand(batch, 1, -1)
@@ -71,6 +86,13 @@ def run_transformer(ops: "OpSet", w: ModelWeights, h: torch.Tensor) -> torch.Ten
     return ops.linear(pooled, w.head_weight, w.head_bias)
 
 
+def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
+    """xs: per-sensor (batch, C_i, K * L_i) -> logits (batch, num_classes): stage 1, then stages 2-3."""
+    batch = xs[0].shape[0]
+    features = ops.slice_features(w, window_slices(xs, num_slices))  # (batch * K, F)
+    return ops.window_head(w, features.reshape(batch, num_slices, -1))
+
+
 def _without_ops(fn) -> inspect.Signature:
     """The signature of a run_* composition without its leading `ops` parameter."""
     sig = inspect.signature(fn)
@@ -79,8 +101,10 @@ def _without_ops(fn) -> inspect.Signature:
 
 # The signature every override must have: the *_ref's for fine ops, the composition's for coarse ones.
 REFERENCE_SIGNATURES = {op: inspect.signature(fn) for op, fn in PRIMITIVE_OPS.items()}
-REFERENCE_SIGNATURES.update(lsr_module=_without_ops(run_lsr_module), encoder_layer=_without_ops(run_encoder_layer),
-                            forward=_without_ops(run_model))
+# Compositions a backend may replace whole; streaming calls slice_features and window_head.
+COARSE_OPS = {"lsr_module": run_lsr_module, "encoder_layer": run_encoder_layer, "slice_features": run_slice_features,
+              "window_head": run_window_head, "forward": run_model}
+REFERENCE_SIGNATURES.update({op: _without_ops(fn) for op, fn in COARSE_OPS.items()})
 
 
 def op_signature(fn) -> inspect.Signature:
@@ -134,7 +158,7 @@ class OpSet:
         unknown = set(overrides) - set(REFERENCE_SIGNATURES)
         if unknown:
             raise TypeError(f"unknown ops {sorted(unknown)}; known: {sorted(PRIMITIVE_OPS)} and "
-                            "lsr_module, encoder_layer, forward")
+                            f"{', '.join(COARSE_OPS)}")
         for op, fn in overrides.items():
             why = signature_mismatch(op, fn)
             if why is not None:
@@ -146,6 +170,8 @@ class OpSet:
             setattr(self, op, overrides.get(op, fn))
         self.lsr_module = overrides.get("lsr_module", lambda x, w: run_lsr_module(self, x, w))
         self.encoder_layer = overrides.get("encoder_layer", lambda x, w: run_encoder_layer(self, x, w))
+        self.slice_features = overrides.get("slice_features", lambda w, slices: run_slice_features(self, w, slices))
+        self.window_head = overrides.get("window_head", lambda w, features: run_window_head(self, w, features))
         self.forward = overrides.get("forward", lambda w, xs, k: run_model(self, w, xs, k))
 
     def __repr__(self) -> str:
@@ -160,3 +186,20 @@ def _shown(fn) -> str:
 
 
 REFERENCE_OPS = OpSet("reference")
+
+
+class Stages:
+    """The two steps of the forward bound to one set of weights, for streaming.
+
+    slice_features(slices): per-sensor (n, L_i, C_i) -> (n, F); window_head(features): (batch, K, F) ->
+    logits (batch, num_classes). `weights` is what the steps were built from (identity tells a change).
+    """
+
+    def __init__(self, ops: OpSet, weights):
+        self.ops, self.weights = ops, weights
+
+    def slice_features(self, slices: list[torch.Tensor]) -> torch.Tensor:
+        return self.ops.slice_features(self.weights, slices)
+
+    def window_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.ops.window_head(self.weights, features)

@@ -68,6 +68,22 @@ class UMSNet(reference.UMSNet):
             _check_finite(["logits"], [logits], what="output")
         return logits
 
+    def stream(self, hop_slices: int = 1, *, slice_length=None, normalization=None, dtype=None, device=None,
+               backend=None, graphs=None, max_graph_batch: int = 1024):
+        """A stream over this model (eval mode): `stream.push(chunk)` -> logits per completed hop.
+
+        Output t is the model on the window that starts at slice t * hop_slices (umsnet_fast.streaming).
+        slice_length: samples per slice L_i (an int, or one per sensor as a list or dict); required, as
+            for umsnet_fast.compile: the configuration does not fix it (presets.HHAR.slice_length = 25).
+        normalization: {sensor: {"mean": [C_i], "std": [C_i]}} applied to the samples as they arrive
+            (a HAR checkpoint's meta["normalization"]); default none.
+        dtype, device, backend: default the parameters' dtype and device and the model's backend.
+        graphs: CUDA graphs per bucket of batch sizes (default: on CUDA); max_graph_batch: largest bucket.
+        """
+        from .streaming import Stream
+        return Stream(self, hop_slices, slice_length=slice_length, normalization=normalization, dtype=dtype,
+                      device=device, backend=backend, graphs=graphs, max_graph_batch=max_graph_batch)
+
     def _fingerprint(self):
         # Any in-place update (optimizer step, load_state_dict, .copy_) bumps a tensor's version;
         # `p.data = ...` changes its data_ptr; replacing a Parameter/buffer/module object re-gathers.

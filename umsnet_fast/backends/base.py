@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..forward import OpSet
+from ..forward import OpSet, Stages
 from ..weights import ModelWeights
 
 
@@ -37,6 +37,14 @@ class Backend:
     def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> ModelWeights:
         """Weights in this backend's layout; called once per change of parameters, device or dtype."""
         return weights.to(device=device, dtype=dtype)
+
+    def stages(self, prepared) -> Stages:
+        """Stage 1 and stages 2-3 (umsnet_fast.forward.Stages) over `prepare`'s result, for streaming.
+
+        Called once per change of the packed weights. The default runs this backend's OpSet steps on
+        the prepared ModelWeights; a backend whose prepared form is something else overrides it.
+        """
+        return Stages(self.ops(), prepared)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ training and evaluation need the [data] extra (scikit-learn, safetensors; sktime
 """
 from .basicmotions import load_basicmotions
 from .checkpoint import load_checkpoint, save_checkpoint
-from .dataset import DataFormatError, HARDataset
-from .datasets import DATASETS, load_dataset
-from .hhar import load_hhar
-from .mhealth import load_mhealth
+from .dataset import DataFormatError, HARDataset, Recording
+from .datasets import DATASETS, load_dataset, load_recordings
+from .hhar import hhar_recordings, load_hhar
+from .mhealth import load_mhealth, mhealth_recordings
 
-__all__ = ["HARDataset", "DataFormatError", "DATASETS", "load_dataset", "load_mhealth", "load_hhar",
-           "load_basicmotions", "load_checkpoint", "save_checkpoint"]
+__all__ = ["HARDataset", "Recording", "DataFormatError", "DATASETS", "load_dataset", "load_recordings",
+           "load_mhealth", "load_hhar", "mhealth_recordings", "hhar_recordings", "load_basicmotions",
+           "load_checkpoint", "save_checkpoint"]

@@ -15,8 +15,8 @@ import torch
 from ..config import SensorSpec
 from ..presets import DatasetPreset
 
-__all__ = ["HARDataset", "DataFormatError", "window_geometry", "resample", "cut_windows", "label_runs",
-           "assemble"]
+__all__ = ["HARDataset", "Recording", "DataFormatError", "window_geometry", "resample", "cut_windows",
+           "label_runs", "assemble"]
 
 
 class DataFormatError(ValueError):
@@ -67,6 +67,26 @@ class HARDataset:
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(self.classes))
         return {c: int(n) for c, n in zip(self.classes, counts)}
+
+
+@dataclass
+class Recording:
+    """One continuous stretch of a recording before windowing, every sensor at the preset's rate.
+
+    signal: one float32 array per sensor, in `sensors` order, each [C_i, m]
+    time:   [m] seconds from the start of the subject's recording (or device's, for HHAR)
+    labels: [m] int64 class index into `classes` per sample, -1 where the sample has none of them
+    """
+
+    name: str
+    subject: object
+    device: str | None
+    signal: list[np.ndarray]
+    time: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    sensors: tuple[SensorSpec, ...]
+    sample_rate_hz: float
 
 
 def window_geometry(preset: DatasetPreset, window_seconds: float, step_seconds: float | None) -> tuple[int, int, int]:

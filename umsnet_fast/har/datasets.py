@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from .basicmotions import load_basicmotions
-from .dataset import HARDataset
-from .hhar import load_hhar
-from .mhealth import load_mhealth
+from .dataset import HARDataset, Recording
+from .hhar import hhar_recordings, load_hhar
+from .mhealth import load_mhealth, mhealth_recordings
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "load_dataset", "load_recordings"]
 
 DATASETS = ("basicmotions", "mhealth", "hhar")
 
@@ -22,3 +22,15 @@ def load_dataset(name: str, root=None, window_seconds: float = 6.0, step_seconds
         raise ValueError(f"{name} is read from your copy of its files: give its folder (--data-root)")
     loader = load_mhealth if name == "mhealth" else load_hhar
     return loader(root, window_seconds, step_seconds, **kwargs)
+
+
+def load_recordings(name: str, root, subject, **kwargs) -> list[Recording]:
+    """One subject's unwindowed recordings (mhealth_recordings / hhar_recordings by name): what
+    `umsnet-fast annotate` replays through a stream."""
+    if name not in ("mhealth", "hhar"):
+        raise ValueError(f"recordings are read from MHEALTH and HHAR only, got {name!r}")
+    if root is None:
+        raise ValueError(f"{name} is read from your copy of its files: give its folder (--data-root)")
+    if name == "mhealth":
+        return mhealth_recordings(root, subject)
+    return hhar_recordings(root, str(subject), **kwargs)

@@ -9,9 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import HHAR
-from .dataset import DataFormatError, HARDataset, assemble, cut_windows, label_runs, resample, window_geometry
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    Recording,
+    assemble,
+    cut_windows,
+    label_runs,
+    resample,
+    window_geometry,
+)
 
-__all__ = ["load_hhar", "HHAR_FILES", "HHAR_HEADER"]
+__all__ = ["load_hhar", "hhar_recordings", "HHAR_FILES", "HHAR_HEADER"]
 
 HHAR_HEADER = ["Index", "Arrival_Time", "Creation_Time", "x", "y", "z", "User", "Model", "Device", "gt"]
 # (accelerometer file, gyroscope file) per kind of device
@@ -217,3 +226,45 @@ def load_hhar(root, window_seconds: float = 6.0, step_seconds: float | None = No
                         parts.append((windows, int(a.label[ra[0]]), user_name, dev_name))
     return assemble("hhar", preset, k, parts, {"root": str(root), "window_seconds": window_seconds,
                                                "step_seconds": step / preset.sample_rate_hz, "devices": devices})
+
+
+def _covered(t: np.ndarray, max_gap_ns: float) -> list[tuple[float, float]]:
+    """[start, stop] time intervals of time-sorted samples t with no gap over max_gap_ns."""
+    return [(t[a], t[b - 1]) for a, b in label_runs(np.zeros(len(t)), np.diff(t) > max_gap_ns) if b - a >= 2]
+
+
+def hhar_recordings(root, subject: str, devices: str = "all", max_gap_seconds: float = 1.0) -> list[Recording]:
+    """The unwindowed recordings of one user at 100 Hz: per device, one Recording per stretch where both
+    its accelerometer and gyroscope record with no gap over max_gap_seconds. Labels (the accelerometer's
+    'gt', 'null' -> -1) are those in force at each grid time; times are seconds from the device's start."""
+    root = Path(root)
+    if devices not in ("all", *HHAR_FILES):
+        raise ValueError(f"devices must be 'all', 'phones' or 'watches', got {devices!r}")
+    preset, max_gap_ns = HHAR, max_gap_seconds * 1e9
+    period_ns = 1e9 / preset.sample_rate_hz
+    out, users = [], set()
+    for kind, (acc_name, gyro_name) in HHAR_FILES.items():
+        if devices not in ("all", kind):
+            continue
+        acc, gyro = (_read_hhar_csv(root / name, preset.classes) for name in (acc_name, gyro_name))
+        users.update(u for u in acc.users if u in gyro.users)
+        if subject not in acc.users or subject not in gyro.users:
+            continue
+        for dev_name in (d for d in acc.devices if d in gyro.devices):
+            recordings = _recordings(acc, gyro, dev_name, subject)
+            if recordings is None:
+                continue
+            a, g = recordings
+            for sa, ea in _covered(a.time, max_gap_ns):
+                for sg, eg in _covered(g.time, max_gap_ns):
+                    start, stop = max(sa, sg), min(ea, eg)
+                    if stop - start < period_ns:
+                        continue
+                    grid = start + np.arange(int((stop - start) // period_ns) + 1) * period_ns
+                    signal = [resample(*_dedup(r.time, r.xyz), grid) for r in (a, g)]
+                    labels = a.label[np.searchsorted(a.time, grid, side="right") - 1].astype(np.int64)
+                    out.append(Recording("hhar", subject, dev_name, signal, grid / 1e9, labels, preset.classes,
+                                         preset.sensors, preset.sample_rate_hz))
+    if not out:
+        raise ValueError(f"no HHAR recordings of user {subject!r} in {root}; users: {sorted(users)}")
+    return sorted(out, key=lambda r: (r.device, r.time[0]))

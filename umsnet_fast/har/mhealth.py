@@ -7,9 +7,18 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import MHEALTH
-from .dataset import DataFormatError, HARDataset, assemble, cut_windows, label_runs, resample, window_geometry
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    Recording,
+    assemble,
+    cut_windows,
+    label_runs,
+    resample,
+    window_geometry,
+)
 
-__all__ = ["load_mhealth", "MHEALTH_LABELS"]
+__all__ = ["load_mhealth", "mhealth_recordings", "MHEALTH_LABELS"]
 
 MHEALTH_RATE_HZ = 50.0
 MHEALTH_COLUMNS = 24
@@ -53,6 +62,32 @@ def _read_mhealth_log(path: Path) -> np.ndarray:
     return rows
 
 
+def _mhealth_files(root: Path) -> list[tuple[int, Path]]:
+    files = sorted(((int(m.group(1)), p) for p in root.glob("mHealth_subject*.log")
+                    if (m := _MHEALTH_FILE.match(p.name))), key=lambda sp: sp[0])
+    if not files:
+        raise FileNotFoundError(f"no mHealth_subject<N>.log files in {root}")
+    return files
+
+
+def mhealth_recordings(root, subject) -> list[Recording]:
+    """The whole log of one subject resampled to 64 Hz, unwindowed (one Recording); labels outside the
+    paper's 7 classes are -1."""
+    files = dict(_mhealth_files(Path(root)))
+    try:
+        path = files[int(subject)]
+    except (KeyError, ValueError):
+        raise ValueError(f"no MHEALTH subject {subject!r} in {root}; subjects: {sorted(files)}") from None
+    rows = _read_mhealth_log(path)
+    t = np.arange(len(rows)) / MHEALTH_RATE_HZ
+    grid = np.arange(int(np.floor(t[-1] * MHEALTH.sample_rate_hz + 1e-9)) + 1) / MHEALTH.sample_rate_hz
+    raw = rows[np.searchsorted(t, grid + 1e-9, side="right") - 1, -1].astype(np.int64)  # the label in force
+    labels = np.array([MHEALTH_LABELS.get(int(v), -1) for v in raw], dtype=np.int64)
+    signal = [resample(t, rows[:, c0:c1], grid) for c0, c1 in _MHEALTH_SENSOR_COLUMNS]
+    return [Recording("mhealth", int(subject), None, signal, grid, labels, MHEALTH.classes, MHEALTH.sensors,
+                      MHEALTH.sample_rate_hz)]
+
+
 def load_mhealth(root, window_seconds: float = 6.0, step_seconds: float | None = None) -> HARDataset:
     """Windows of MHEALTH from the raw `mHealth_subject<N>.log` files in `root`.
 
@@ -64,10 +99,7 @@ def load_mhealth(root, window_seconds: float = 6.0, step_seconds: float | None =
     root = Path(root)
     preset = MHEALTH
     k, length, step = window_geometry(preset, window_seconds, step_seconds)
-    files = sorted(((int(m.group(1)), p) for p in root.glob("mHealth_subject*.log")
-                    if (m := _MHEALTH_FILE.match(p.name))), key=lambda sp: sp[0])
-    if not files:
-        raise FileNotFoundError(f"no mHealth_subject<N>.log files in {root}")
+    files = _mhealth_files(root)
     parts = []
     for subject, path in files:
         rows = _read_mhealth_log(path)
