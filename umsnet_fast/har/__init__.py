@@ -4,11 +4,11 @@ The engine (umsnet_fast outside this package) never imports it. Readers need not
 training and evaluation need the [data] extra (scikit-learn, safetensors; sktime for BasicMotions).
 """
 from .basicmotions import load_basicmotions
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .dataset import DataFormatError, HARDataset
 from .datasets import DATASETS, load_dataset
 from .hhar import load_hhar
 from .mhealth import load_mhealth
 
 __all__ = ["HARDataset", "DataFormatError", "DATASETS", "load_dataset", "load_mhealth", "load_hhar",
-           "load_basicmotions", "load_checkpoint", "save_checkpoint"]
+           "load_basicmotions", "load_checkpoint", "save_checkpoint", "CheckpointError"]
