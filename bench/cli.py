@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true",
                    help="CUDA: also count each call's kernels and their GPU time (what bounds the latency)")
     p.add_argument("--show", metavar="JSON", help="print the table of an earlier run's results file and exit")
+    p.add_argument("--concurrency", action="store_true",
+                   help="CPU: throughput of 1 and 2 Python threads calling one fast model (cpu backend, one intra-op "
+                        "thread each; the C++ ops release the GIL) at --batch-sizes (default 1,16), bitwise checked; "
+                        "JSON into --output")
     p.add_argument("--kernels", action="store_true",
                    help="GPU: the per-kernel Triton benchmarks against their *_ref instead (UMSNet-A / HHAR "
                         "shapes at --batch-sizes and --dtype; rows appended to bench/results/kernels_triton.csv)")
@@ -119,6 +123,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.show:
         show(json.loads(Path(args.show).read_text()), Console())
+        return 0
+    if args.concurrency:
+        from umsnet_fast.bench import concurrency, report
+        from umsnet_fast.bench.common import git_commit
+
+        doc = concurrency.run(args.variant, args.preset, args.slices or (2 if args.quick else 24),
+                              args.batch_sizes or (1, 16), seconds=args.time_per_cell or (0.2 if args.quick else 3.0))
+        out = Path(args.output) / f"concurrency-{report.results_stem(doc['machine'], report.now(), git_commit())}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report.write_json(doc, out)
+        concurrency.print_report(doc, Console())
+        Console().print(f"results: {out}")
         return 0
     if args.kernels:
         from umsnet_fast.bench import kernels_triton
