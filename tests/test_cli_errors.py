@@ -104,7 +104,7 @@ BROKEN = {
     "sidecar not json": (lambda p: p.with_suffix(".json").write_text("{"), "fold-a.json: not valid JSON"),
     "sidecar lacks model": (lambda p: _edit_sidecar(p, lambda m: m.pop("model")), "fold-a.json: expected a 'model'"),
     "sidecar lacks sensors": (lambda p: _edit_sidecar(p, lambda m: m["model"].pop("sensors")), "at least 'sensors'"),
-    "sidecar with a bad argument": (lambda p: _drop_metadata(p) or _edit_sidecar(p, lambda m: m["model"].update(bogus=1)),
+    "sidecar with a bad argument": (lambda p: _drop_metadata(p) or _edit_sidecar(p, lambda m: m["model"].update(x=1)),
                                     "fold-a.json: its 'model' arguments do not make a UMSNet"),
     "sidecar with other heads": (lambda p: _edit_sidecar(p, lambda m: m["model"].update(num_heads=4)),
                                  "disagree on ['model']"),

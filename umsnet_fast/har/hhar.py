@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import HHAR
-from .dataset import (DataFormatError, HARDataset, assemble, cut_windows, label_runs, reading_text, resample,
-                      window_geometry)
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    assemble,
+    cut_windows,
+    label_runs,
+    reading_text,
+    resample,
+    window_geometry,
+)
 
 __all__ = ["load_hhar", "HHAR_FILES", "HHAR_HEADER"]
 

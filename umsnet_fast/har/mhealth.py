@@ -8,8 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import MHEALTH
-from .dataset import (DataFormatError, HARDataset, assemble, cut_windows, first_non_finite, label_runs, reading_text,
-                      resample, window_geometry)
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    assemble,
+    cut_windows,
+    first_non_finite,
+    label_runs,
+    reading_text,
+    resample,
+    window_geometry,
+)
 
 __all__ = ["load_mhealth", "MHEALTH_LABELS"]
 

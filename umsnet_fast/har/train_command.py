@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..cli import CommandError, int_at_least, ints_at_least, number_in, torch_device
-from ..config import SensorSpec, UMSNetConfig, VARIANTS
+from ..config import VARIANTS, SensorSpec, UMSNetConfig
 from ._optional import require
 from .datasets import DATASETS, load_dataset
 from .train import DATASET_DEFAULTS, TrainSettings, make_folds, run_experiment
