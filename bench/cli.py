@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from umsnet_fast.cli import add_model_arguments
+from umsnet_fast.cli import add_model_arguments, int_at_least
 
 QUICK_BATCHES = (1, 2)
 
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default CPU 1,64,256; CUDA 1,64,1024,4096)")
     p.add_argument("--dtype", type=_dtypes, metavar="D,...",
                    help="fp32, fp16, bf16, comma-separated (default CPU fp32; CUDA fp32,bf16)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="intra-op threads for every engine (default: all cores). ONNX Runtime runs with intra-op "
                         "spinning off; torch's OpenMP threads (and the C++ extension's) keep the OpenMP "
                         "runtime's wait policy as the environment sets it (OMP_WAIT_POLICY, recorded in the JSON)")

@@ -5,7 +5,8 @@ computes one forward per thread at a time. This measures it: one fast model (cpu
 thread), called from 1, 2, ... Python threads at once for a fixed time; the throughput of N threads
 should be about N times that of one while there are free cores (the Python part of a call, input checks
 and the weight check, still holds the GIL). It also checks that every thread's logits are bitwise equal to
-a single-threaded call's. Not a timed test: run it on a quiet machine and read the ratios.
+a single-threaded call's, and how fast a pure-Python loop runs beside a thread running forwards (a
+direct look at the GIL, whatever the load). Not a timed test: run it on a quiet machine and read the ratios.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 import torch
 
-__all__ = ["measure", "run"]
+__all__ = ["measure", "python_progress_beside", "run"]
 
 
 def measure(model, xs: list[torch.Tensor], threads: int, seconds: float) -> tuple[float, list[torch.Tensor]]:
@@ -45,6 +46,37 @@ def measure(model, xs: list[torch.Tensor], threads: int, seconds: float) -> tupl
     return sum(counts) * xs[0].shape[0] / elapsed, outputs
 
 
+def python_progress_beside(model, xs: list[torch.Tensor], seconds: float) -> float:
+    """How fast a pure-Python loop runs while another thread calls model(xs), relative to alone.
+
+    A direct look at the GIL, whatever the load: near 0 if the forward held it (the loop would wait for
+    every call to end), near 1 on a free core if it does not (on a busy machine, the share of a core
+    the loop still gets).
+    """
+    def spin(duration: float) -> int:
+        n, end = 0, time.perf_counter() + duration
+        while time.perf_counter() < end:
+            n += 1
+        return n
+
+    alone = spin(seconds)
+    running = threading.Event()
+    done = threading.Event()
+
+    def work() -> None:
+        running.set()
+        while not done.is_set():
+            model(xs)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    running.wait()
+    beside = spin(seconds)
+    done.set()
+    worker.join()
+    return beside / alone
+
+
 def run(variant: str = "A", preset: str = "hhar", slices: int = 24, batch_sizes=(1, 16), max_threads: int = 2,
         seconds: float = 2.0, backend: str = "cpu") -> dict:
     """Throughput of 1..max_threads Python threads at each batch size, one intra-op thread each."""
@@ -69,11 +101,12 @@ def run(variant: str = "A", preset: str = "hhar", slices: int = 24, batch_sizes=
                 base = base or rate
                 rows.append({"batch": batch, "threads": n, "windows_per_s": rate, "speedup": rate / base,
                              "bitwise_equal": all(o is not None and torch.equal(o, expected) for o in outs)})
+        progress = python_progress_beside(model, xs, seconds)  # at the largest batch: the longest C++ calls
     finally:
         torch.set_num_threads(previous)
     return {"model": f"UMSNet-{variant}", "preset": preset, "slices": slices, "backend": model.active_backend(),
             "intra_op_threads": 1, "seconds_per_cell": seconds, "machine": report.machine_info(torch.device("cpu"), 1),
-            "rows": rows}
+            "rows": rows, "python_progress_beside_forward": {"batch": batch_sizes[-1], "ratio": progress}}
 
 
 def print_report(doc: dict, console) -> None:
@@ -89,3 +122,6 @@ def print_report(doc: dict, console) -> None:
         table.add_row(str(r["batch"]), str(r["threads"]), f"{r['windows_per_s']:.1f}", f"{r['speedup']:.2f}x",
                       "yes" if r["bitwise_equal"] else "[red]NO[/]")
     console.print(table)
+    p = doc["python_progress_beside_forward"]
+    console.print(f"a pure-Python loop beside a thread running batch-{p['batch']} forwards ran at {p['ratio']:.2f} of "
+                  "its speed alone (near 0 would mean the forward holds the GIL)")

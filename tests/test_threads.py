@@ -73,3 +73,4 @@ def test_concurrency_bench_quick():
     assert [(r["batch"], r["threads"]) for r in doc["rows"]] == [(1, 1), (1, 2)]
     assert all(r["bitwise_equal"] and r["windows_per_s"] > 0 for r in doc["rows"])
     assert doc["rows"][0]["speedup"] == 1.0
+    assert doc["python_progress_beside_forward"]["ratio"] > 0

@@ -17,7 +17,8 @@ Three signals, each cheap enough for batch 1:
 Walking the module tree on every call costs 570 us for UMSNet-A (311 tensors) on the 2-core
 development machine. `WeightWatch` keeps the tensor list and walks again only after some module
 registered a parameter, buffer or submodule (torch's global registration hooks), reads the counters with
-C-level getters (39 us on the same machine); the probe reads its 5000 elements in 4 us (see _Probe).
+C-level getters (39 us on the same machine); the probe reads its ~4800 elements in 4 to 10 us, measured on
+the same machine under load (see _Probe).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class _Probe:
     Reading ~5000 elements of 300 tensors one tensor at a time (torch.cat or np.concatenate over per-tensor
     views) costs 30 to 800 us; here each element size has one numpy view of the address range its tensors
     span (no copy: a pointer and a length) and one `take` of the precomputed indices reads every probed
-    element (4 us for UMSNet-A). Safe because the probe holds an alias of every probed tensor, so their
+    element (4 to 10 us for UMSNet-A). Safe because the probe holds an alias of every probed tensor, so their
     memory cannot be freed or reused, and it is read only after the caller saw every tensor at the data
     pointer it had when the probe was made (torch's resize_ moves a storage to a new address).
     """
