@@ -19,7 +19,7 @@ class UMSNet(reference.UMSNet):
     mode it runs the chosen backend's kernels without autograd, on weights gathered and packed once
     per (backend, device, dtype) and re-packed when a parameter or buffer changes, as far as
     `umsnet_fast.weight_watch` detects it: every in-place update autograd sees, a new tensor, and on
-    the CPU any write through `.data`, `detach()` or numpy that changes a probed element (whole-tensor
+    the CPU any write through `.data` or `p.detach().numpy()` that changes a probed element (whole-tensor
     writes such as an EMA update always do). After writing a few elements behind autograd's back, or
     such writes to a model on a GPU, call `refresh()`. It computes in the input's dtype.
     """
