@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from umsnet_fast.cli import add_model_arguments
+from umsnet_fast.cli import add_model_arguments, int_at_least
 
 QUICK_BATCHES = (1, 2)
 
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default CPU 1,64,256; CUDA 1,64,1024,4096)")
     p.add_argument("--dtype", type=_dtypes, metavar="D,...",
                    help="fp32, fp16, bf16, comma-separated (default CPU fp32; CUDA fp32,bf16)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="intra-op threads for every engine (default: all cores). ONNX Runtime runs with intra-op "
                         "spinning off; torch's OpenMP threads (and the C++ extension's) keep the OpenMP "
                         "runtime's wait policy as the environment sets it (OMP_WAIT_POLICY, recorded in the JSON)")
@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the slice cache instead: per-hop latency of one stream against model(window) at batch 1, "
                         "hops/s of a pool of B streams against windows/s at batch B (B: the largest "
                         "--batch-sizes, default 256; --quick 2)")
+    p.add_argument("--concurrency", action="store_true",
+                   help="CPU: throughput of 1 and 2 Python threads calling one fast model (cpu backend, one intra-op "
+                        "thread each; the C++ ops release the GIL) at --batch-sizes (default 1,16), bitwise checked; "
+                        "JSON into --output")
     p.add_argument("--kernels", action="store_true",
                    help="GPU: the per-kernel Triton benchmarks against their *_ref instead (UMSNet-A / HHAR "
                         "shapes at --batch-sizes and --dtype; rows appended to bench/results/kernels_triton.csv)")
@@ -125,6 +129,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.show:
         show(json.loads(Path(args.show).read_text()), Console())
+        return 0
+    if args.concurrency:
+        from umsnet_fast.bench import concurrency, report
+        from umsnet_fast.bench.common import git_commit
+
+        doc = concurrency.run(args.variant, args.preset, args.slices or (2 if args.quick else 24),
+                              args.batch_sizes or (1, 16), seconds=args.time_per_cell or (0.2 if args.quick else 3.0))
+        out = Path(args.output) / f"concurrency-{report.results_stem(doc['machine'], report.now(), git_commit())}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report.write_json(doc, out)
+        concurrency.print_report(doc, Console())
+        Console().print(f"results: {out}")
         return 0
     if args.kernels:
         from umsnet_fast.bench import kernels_triton

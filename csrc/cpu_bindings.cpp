@@ -374,11 +374,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("isa", [] { return std::string(kernels().name); }, "instruction set of the kernels in use");
   mod.def("set_isa", &set_isa, "choose the kernels: auto, avx512, avx2 or generic");
   mod.def("supported_isas", &supported_isas);
-  mod.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("epilogue") = 0, py::arg("residual") = py::none());
-  mod.def("layer_norm", &layer_norm);
-  mod.def("lsr_block", &lsr_block);
-  mod.def("lsr_module", &lsr_module);
-  mod.def("attention", &attention);
-  mod.def("encoder_layer", &encoder_layer);
-  mod.def("forward", &forward);
+  // The ops run without the GIL, so Python threads compute in parallel: arguments are converted before
+  // it is released and the result after it is re-acquired; in between only ATen's C++ API and the
+  // kernels run (no Python object is touched), and the packed weights are only read.
+  using release_gil = py::call_guard<py::gil_scoped_release>;
+  mod.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("epilogue") = 0, py::arg("residual") = py::none(),
+          release_gil());
+  mod.def("layer_norm", &layer_norm, release_gil());
+  mod.def("lsr_block", &lsr_block, release_gil());
+  mod.def("lsr_module", &lsr_module, release_gil());
+  mod.def("attention", &attention, release_gil());
+  mod.def("encoder_layer", &encoder_layer, release_gil());
+  mod.def("forward", &forward, release_gil());
 }

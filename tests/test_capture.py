@@ -95,6 +95,33 @@ def test_weight_changes_are_picked_up_never_stale():
     torch.testing.assert_close(out, other(xs) + 0.5, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("route", ["p.data.add_", "p.data.copy_", "buffer.data.mul_", "numpy", "ema"])
+def test_writes_behind_autograds_back_are_never_replayed_stale(route):
+    from test_model import BYPASSING_WRITES, _fresh_copy
+
+    model = _model()
+    compiled = umsnet_fast.compile(model, 2, slice_length=L)
+    xs = _inputs(2)
+    before = compiled(xs)
+    BYPASSING_WRITES[route](model)
+    after = compiled(xs)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, _fresh_copy(model)(xs))
+
+
+def test_refresh_recaptures_with_the_current_weights():
+    model = _model()
+    compiled = umsnet_fast.compile(model, 2, slice_length=L)
+    xs = _inputs(2)
+    before = compiled(xs)
+    calls = []
+    compiled._watch.changed = lambda: calls.append(1) or False  # as if the check missed the write
+    model.head.bias.data.add_(1.0)
+    assert torch.equal(compiled(xs), before) and calls
+    compiled.refresh()
+    torch.testing.assert_close(compiled(xs), before + 1.0, rtol=1e-5, atol=1e-5)
+
+
 # -- CUDA ----------------------------------------------------------------------------------------------
 def _cuda_backends():
     return [n for n, i in available_backends().items() if i.available and "cuda" in i.device_types]

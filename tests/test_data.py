@@ -56,10 +56,33 @@ def test_mhealth_resampling_values(tmp_path):
     (5, lambda f: f[:-1], "expected 24 whitespace-separated columns, got 23"),
     (3, lambda f: f[:4] + ["abc"] + f[5:], "column 5: 'abc' is not a number"),
     (7, lambda f: f[:23] + ["13"], "label 13 is not an integer in 0..12"),
+    (4, lambda f: f[:1] + ["nan"] + f[2:], "column 2: nan is not a finite number"),
+    (6, lambda f: f[:7] + ["-inf"] + f[8:], "column 8: -inf is not a finite number"),
+    (9, lambda f: f[:22] + ["Infinity", f[23]], "column 23: inf is not a finite number"),
 ])
 def test_mhealth_malformed(tmp_path, line, bad, message):
     write_mhealth(tmp_path, subjects=(1,))
     assert_malformed(tmp_path / "mHealth_subject1.log", "\t", line, bad, message, load_mhealth)
+
+
+def test_mhealth_line_numbers_count_blank_lines(tmp_path):
+    path = write_mhealth(tmp_path, subjects=(1,)) / "mHealth_subject1.log"
+    lines = path.read_text().splitlines()
+    lines[5] = "\t".join(["nan"] + lines[5].split("\t")[1:])
+    path.write_text("\n".join(lines[:2] + ["", "  "] + lines[2:]) + "\n")  # two blank lines before it
+    with pytest.raises(DataFormatError, match=r"mHealth_subject1[.]log, line 8, column 1: nan is not a finite"):
+        load_mhealth(tmp_path)
+
+
+@pytest.mark.parametrize("dataset", ["mhealth", "hhar"])
+def test_binary_file_names_the_file(tmp_path, dataset):
+    if dataset == "mhealth":
+        path, loader = write_mhealth(tmp_path, subjects=(1,)) / "mHealth_subject1.log", load_mhealth
+    else:
+        path, loader = write_hhar(tmp_path, users=("a",)) / "Phones_accelerometer.csv", load_hhar
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataFormatError, match=rf"{path.name.replace('.', '[.]')}: not a text file \(byte 128"):
+        loader(tmp_path)
 
 
 def assert_malformed(path, sep, line, edit, message, loader):
@@ -123,6 +146,7 @@ def test_hhar_devices_and_step(tmp_path):
     (4, lambda cols: cols[:-1], "expected 10 comma-separated columns, got 9"),
     (6, lambda cols: cols[:3] + ["x1"] + cols[4:], "column x 'x1' is not a finite number"),
     (5, lambda cols: cols[:5] + ["nan"] + cols[6:], "column z 'nan' is not a finite number"),
+    (3, lambda cols: cols[:4] + ["-inf"] + cols[5:], "column y '-inf' is not a finite number"),
     (8, lambda cols: cols[:4] + [""] + cols[5:], "column y '' is not a finite number"),
     (9, lambda cols: cols[:2] + ["12.5"] + cols[3:], "column Creation_Time '12.5' is not an integer"),
     (7, lambda cols: cols[:9] + ["jump"], "unknown activity 'jump'"),

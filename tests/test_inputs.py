@@ -98,11 +98,27 @@ def test_check_finite(model):
     ({"embed_dim": 30, "num_heads": 8}, "divisible by num_heads"),
     ({"dims": (16, 32), "depths": (1, 1, 1)}, "one entry per stage"),
     ({"drop_path_rate": 1.0}, "drop_path_rate"),
+    ({"dropout": "0.1"}, r"dropout must be a finite number in \[0, 1\), got '0.1'"),
+    ({"dropout": -0.5}, r"dropout must be a finite number in \[0, 1\), got -0.5"),
+    ({"layer_scale_init": None}, "layer_scale_init must be a finite number, got None"),
+    ({"layer_scale_init": "big"}, "layer_scale_init must be a finite number, got 'big'"),
+    ({"layer_scale_init": float("nan")}, "layer_scale_init must be a finite number, got nan"),
+    ({"drop_path_rate": True}, "drop_path_rate must be a finite number in .*got True"),
+    ({"variant": ["A"]}, r"variant must be one of \['A', 'B', 'C'\], got \['A'\]"),
+    ({"num_heads": 2.0}, "num_heads must be a positive int, got 2.0"),
+    ({"dims": 16}, "dims must be a sequence of ints, got 16"),
 ])
 @pytest.mark.parametrize("cls", MODELS, ids=["reference", "fast"])
 def test_bad_constructor_arguments(cls, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         cls(**presets.HHAR.model_kwargs(6), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_unsupported_floating_dtype(model, dtype):
+    acc, gyro = good()
+    with pytest.raises(TypeError, match=rf"sensor 'acc': expected one of the dtypes .*float64\), got dtype {dtype}"):
+        model([acc.to(dtype), gyro.to(dtype)])
 
 
 def test_bad_sensor_specs():

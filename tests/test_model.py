@@ -171,3 +171,97 @@ def test_extension_loader_reasons(monkeypatch):
     assert "built for torch 0.0.1, you have" in _extensions.load_extension("_x")[1]
     monkeypatch.setattr(_extensions, "build_info", lambda: {"torch": torch.__version__, "extensions": ["_x"]})
     assert "failed to load: undefined symbol" in _extensions.load_extension("_x")[1]
+
+
+# -- never stale: writes that bypass autograd's version counter (umsnet_fast.weight_watch) ----------------
+def _ema_update(model, decay=0.9):
+    """The everyday case: an EMA of another model's weights, written through .data."""
+    source = randomize_(UMSNet(**model.config.constructor_kwargs()), seed=11)
+    with torch.no_grad():
+        for e, p in zip(model.parameters(), source.parameters()):
+            e.data.mul_(decay).add_(p.data, alpha=1 - decay)
+        for e, b in zip(model.buffers(), source.buffers()):
+            e.data.copy_(b.data)
+
+
+def _numpy_write(model):
+    a = model.sensor_encoders["acc"].stem.conv.weight.detach().numpy()
+    a *= 0.5
+
+
+BYPASSING_WRITES = {
+    "p.data.add_": lambda m: m.head.bias.data.add_(1.0),
+    "p.data.copy_": lambda m: m.token_proj.weight.data.copy_(torch.randn_like(m.token_proj.weight)),
+    "buffer.data.mul_": lambda m: m.fusion.downsamples[0].norm.running_var.data.mul_(3.0),
+    "numpy": _numpy_write,
+    "last element via numpy": lambda m: m.head.weight.detach().numpy().__setitem__((-1, -1), 4.0),
+    "ema": _ema_update,
+}
+
+
+def _fresh_copy(model):
+    """A new fast model with `model`'s current weights: what a model that is not stale answers."""
+    fresh = UMSNet(**model.config.constructor_kwargs(), backend=model.backend)
+    fresh.load_state_dict(model.state_dict())
+    return fresh.eval()
+
+
+@pytest.mark.parametrize("write", BYPASSING_WRITES.values(), ids=BYPASSING_WRITES.keys())
+def test_writes_behind_autograds_back_are_picked_up(write):
+    model = randomize_(UMSNet(**presets.HHAR.model_kwargs(4)), seed=3).eval()
+    xs = presets.HHAR.example_inputs(2, 4)
+    before = model(xs)
+    versions = [t._version for t in [*model.parameters(), *model.buffers()]]
+    write(model)
+    assert versions == [t._version for t in [*model.parameters(), *model.buffers()]]  # bypassed indeed
+    after = model(xs)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, _fresh_copy(model)(xs))
+
+
+def test_refresh_repacks_what_the_probe_cannot_see():
+    from umsnet_fast.weight_watch import probe_offsets
+
+    model = randomize_(UMSNet(**presets.HHAR.model_kwargs(4)), seed=3).eval()
+    xs = presets.HHAR.example_inputs(2, 4)
+    before = model(xs)
+    w = model.head.weight
+    probed = set(((probe_offsets(w) - w.data_ptr()) // w.element_size()).tolist())
+    unprobed = next(i for i in range(w.numel()) if i not in probed)
+    w.data.view(-1)[unprobed] += 1.0  # one element between the probed ones, behind autograd's back
+    assert torch.equal(model(xs), before)  # documented: not detected
+    model.refresh()
+    after = model(xs)
+    assert not torch.equal(after, before) and torch.equal(after, _fresh_copy(model)(xs))
+
+
+def test_nan_weights_do_not_repack_on_every_call(monkeypatch):
+    model = UMSNet(**presets.HHAR.model_kwargs(4)).eval()
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    xs = presets.HHAR.example_inputs(1, 4)
+    model(xs)
+    packs = []
+    monkeypatch.setattr(type(model._watch), "accept", lambda self: packs.append(1))
+    model(xs)
+    assert packs == []  # the probe compares bits: NaN equals itself
+
+
+# -- built or loaded under torch.inference_mode ----------------------------------------------------------
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_built_under_inference_mode(backend):
+    ref = randomize_(reference.UMSNet(**presets.HHAR.model_kwargs(4)), seed=5).eval()
+    xs = presets.HHAR.example_inputs(2, 4)
+    expected = _fresh_copy(UMSNet.from_reference(ref, backend=backend))(xs)
+    with torch.inference_mode():
+        built = UMSNet.from_reference(ref, backend=backend)  # parameters are inference tensors
+        loaded = UMSNet(**presets.HHAR.model_kwargs(4), backend=backend).eval()
+        loaded.load_state_dict(ref.state_dict())
+        for model in (built, loaded):
+            assert torch.equal(model(xs), expected)
+            check_model(model, ref, xs)
+    for model in (built, loaded):  # and called outside it afterwards
+        assert torch.equal(model(xs), expected)
+    with torch.inference_mode():  # an in-place change under inference mode (no version counter) is seen
+        built.head.bias.add_(1.0)
+    torch.testing.assert_close(built(xs), expected + 1.0, rtol=1e-5, atol=1e-5)

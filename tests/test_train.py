@@ -15,7 +15,7 @@ from har_files import write_hhar, write_mhealth  # noqa: E402
 
 from umsnet_fast import reference  # noqa: E402
 from umsnet_fast.cli import main  # noqa: E402
-from umsnet_fast.har import load_checkpoint, load_mhealth  # noqa: E402
+from umsnet_fast.har import CheckpointError, load_checkpoint, load_mhealth  # noqa: E402
 from umsnet_fast.har._optional import require  # noqa: E402
 from umsnet_fast.har.train import make_folds  # noqa: E402
 from umsnet_fast.model import UMSNet  # noqa: E402
@@ -58,12 +58,14 @@ def test_loso_folds_metrics_and_checkpoints(tmp_path):
     assert meta["test_subjects"] == ["2"] and meta["classes"] == list(ds.classes)
     xs = [torch.randn(5, s.channels, 96) for s in ds.sensors]
     torch.testing.assert_close(fast(xs), ref(xs), atol=1e-5, rtol=1e-5)
-    # a sidecar that disagrees with the weights fails on load, naming the keys
-    bad = json.loads(ckpt.with_suffix(".json").read_text())
+    # a sidecar that disagrees with the metadata inside the weights file is refused
+    good = ckpt.with_suffix(".json").read_text()
+    bad = json.loads(good)
     bad["model"]["dims"] = [8, 8, 8, 16]
     ckpt.with_suffix(".json").write_text(json.dumps(bad))
-    with pytest.raises(RuntimeError, match="size mismatch"):
+    with pytest.raises(CheckpointError, match=r"disagree on \['model'\]"):
         load_checkpoint(ckpt)
+    ckpt.with_suffix(".json").write_text(good)
     # without the sidecar the metadata inside the safetensors file is used
     ckpt.with_suffix(".json").unlink()
     assert load_checkpoint(ckpt)[1]["test_subjects"] == ["2"]

@@ -5,12 +5,14 @@ the whole eval forward (the backend's `OpSet.forward` over the model's packed we
 a copy into the static inputs, one graph replay and a copy out: no per-op launch cost.
 
 Rules that keep a replay honest:
-- Weights are cast and packed once, through `model._weights_for` (the same cache and fingerprint the
-  model's own forward uses). On every call the fingerprint (data pointer and version of each
-  parameter and buffer) is compared with the one the graphs were captured with; on a change the
-  weights are re-packed, every graph is re-captured and the call is run again before it returns. A
-  replay never answers with stale weights. On a GPU the check runs on the host after the replay is
-  queued, while the GPU computes (umsnet_fast.weight_watch: ~40 us for UMSNet-A on a slow CPU).
+- Weights are cast and packed once, through `model._weights_for` (the same cache the model's own
+  forward uses). On every call the weights are compared with the ones the graphs were captured with
+  (umsnet_fast.weight_watch: data pointer and version of each parameter and buffer, and on the CPU a
+  probe of their contents); on a change the weights are re-packed, every graph is re-captured and the
+  call is run again before it returns. On a GPU the check runs on the host after the replay is
+  queued, while the GPU computes (~40 us for UMSNet-A on a slow CPU). What the check cannot see (a
+  write that bypasses the version counter and misses every probed element, or any such write to GPU
+  tensors) needs `compiled.refresh()`.
 - A batch size seen for the first time is captured on the spot (`on_new_batch="capture"`, the
   default; graphs are kept per batch size) or refused with a ValueError (`on_new_batch="raise"`).
 - Inputs of another dtype or device are refused (TypeError / ValueError naming both): the graph
@@ -63,7 +65,8 @@ class CompiledUMSNet:
     """A captured UMSNet forward. Call it like the model: `compiled(xs)` -> logits (batch, num_classes).
 
     Attributes: `backend` (name), `device`, `dtype`, `graphed` (True when CUDA graphs are used),
-    `batch_sizes` (captured so far). Methods: `capture(batch_size)` ahead of time, `release()`.
+    `batch_sizes` (captured so far). Methods: `capture(batch_size)` ahead of time, `release()`,
+    `refresh()` after weight writes the check cannot see.
     """
 
     def __init__(self, model: UMSNet, *, batch_size: int, slice_lengths: tuple[int, ...], dtype: torch.dtype,
@@ -120,6 +123,11 @@ class CompiledUMSNet:
         self._watch.accept()
         for b in list(self._entries):
             self.capture(b)
+
+    def refresh(self) -> None:
+        """Re-pack the model's weights and re-capture every batch size now, whatever the check saw."""
+        self.model.refresh()
+        self._recapture_all()
 
     def release(self) -> None:
         """Drop every graph and buffer (their memory returns to torch's allocator)."""

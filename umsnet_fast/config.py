@@ -5,6 +5,7 @@ in the variant's defaults, so the two models can never disagree on the architect
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
@@ -59,6 +60,15 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _real(name: str, value, low: float = -math.inf, high: float = math.inf, high_open: bool = False) -> float:
+    """A finite real number (int or float, not bool or str) in [low, high] (or [low, high)), as float."""
+    bound = f" in [{low:g}, {high:g}{')' if high_open else ']'}" if high < math.inf else ""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not low <= value <= high or (high_open and value == high)):
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class UMSNetConfig:
     """The resolved architecture of one UMSNet (DESIGN.md section 1)."""
@@ -103,7 +113,7 @@ class UMSNetConfig:
     ) -> "UMSNetConfig":
         if isinstance(variant, str):
             variant = variant.upper()
-        if variant not in VARIANTS:
+        if not isinstance(variant, str) or variant not in VARIANTS:
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
         defaults = VARIANTS[variant]
         if isinstance(sensors, (str, bytes)) or not isinstance(sensors, Sequence):
@@ -135,13 +145,12 @@ class UMSNetConfig:
             raise ValueError(f"kernel_size must be odd (padding k//2 keeps the length), got {kernel_size}")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        layer_scale_init = _real("layer_scale_init", layer_scale_init)
+        drop_path_rate = _real("drop_path_rate", drop_path_rate, 0.0, 1.0, high_open=True)
+        dropout = _real("dropout", dropout, 0.0, 1.0, high_open=True)
         return cls(sensors, num_classes, num_slices, variant, dims, fusion_dims, depths, fusion_depths,
-                   num_layers, embed_dim, num_heads, mlp_dim, kernel_size, float(layer_scale_init),
-                   float(drop_path_rate), float(dropout))
+                   num_layers, embed_dim, num_heads, mlp_dim, kernel_size, layer_scale_init, drop_path_rate,
+                   dropout)
 
     @property
     def min_slice_length(self) -> int:

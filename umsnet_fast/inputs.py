@@ -11,6 +11,11 @@ import torch
 from .config import UMSNetConfig
 
 
+# The floating dtypes both models compute in (the reference backend runs all four; float8 and the like
+# have no LayerNorm, GELU or matmul in PyTorch).
+COMPUTE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def _describe(x) -> str:
     return f"{type(x).__name__}" if not isinstance(x, torch.Tensor) else f"tensor{tuple(x.shape)}"
 
@@ -48,6 +53,9 @@ def validate_inputs(config: UMSNetConfig, xs) -> list[torch.Tensor]:
             raise TypeError(f"sensor {spec.name!r}: expected a torch.Tensor, got {_describe(x)}")
         if not x.dtype.is_floating_point:
             raise TypeError(f"sensor {spec.name!r}: expected a floating-point tensor, got dtype {x.dtype}")
+        if x.dtype not in COMPUTE_DTYPES:
+            raise TypeError(f"sensor {spec.name!r}: expected one of the dtypes the models compute in "
+                            f"({', '.join(map(str, COMPUTE_DTYPES))}), got dtype {x.dtype}")
         if x.dim() != 3 or x.shape[1] != spec.channels:
             raise ValueError(
                 f"sensor {spec.name!r}: expected shape (batch, {spec.channels}, K*L) with K={k}, "

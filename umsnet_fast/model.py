@@ -1,6 +1,8 @@
 """The drop-in fast UMSNet: the reference's modules and state_dict, a kernel backend in eval mode."""
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from . import reference
@@ -15,15 +17,19 @@ class UMSNet(reference.UMSNet):
 
     In training mode it runs the reference's autograd ops, so it trains like the reference. In eval
     mode it runs the chosen backend's kernels without autograd, on weights gathered and packed once
-    per (backend, device, dtype) and re-packed whenever a parameter or buffer changes. It computes in
-    the input's dtype.
+    per (backend, device, dtype) and re-packed when a parameter or buffer changes, as far as
+    `umsnet_fast.weight_watch` detects it: every in-place update autograd sees, a new tensor, and on
+    the CPU any write through `.data` or `p.detach().numpy()` that changes a probed element (whole-tensor
+    writes such as an EMA update always do). After writing a few elements behind autograd's back, or
+    such writes to a model on a GPU, call `refresh()`. It computes in the input's dtype.
     """
 
     def __init__(self, sensors, num_classes: int, num_slices: int = 24, variant: str = "A", *,
                  backend: str = "auto", **kwargs):
         super().__init__(sensors, num_classes, num_slices, variant, **kwargs)
-        self._packed: dict[tuple, tuple[tuple, ModelWeights]] = {}
+        self._packed: dict[tuple, ModelWeights] = {}
         self._watch: WeightWatch | None = None
+        self._lock = threading.Lock()  # one thread checks and re-packs at a time
         self.backend = backend
 
     @classmethod
@@ -84,32 +90,41 @@ class UMSNet(reference.UMSNet):
         return Stream(self, hop_slices, slice_length=slice_length, normalization=normalization, dtype=dtype,
                       device=device, backend=backend, graphs=graphs, max_graph_batch=max_graph_batch)
 
-    def _fingerprint(self):
-        # Any in-place update (optimizer step, load_state_dict, .copy_) bumps a tensor's version;
-        # `p.data = ...` changes its data_ptr; replacing a Parameter/buffer/module object re-gathers.
-        if self._watch is None:
-            self._watch = WeightWatch(self)
-        return self._watch.current()
+    def refresh(self) -> None:
+        """Re-pack the weights on the next eval call, whatever the change detection saw (see the class
+        docstring: needed after writes that bypass autograd's version counter and miss every probed
+        element, and after such writes on a GPU)."""
+        with self._lock:
+            self._packed, self._watch = {}, None
 
     def _weights_for(self, backend: Backend, device: torch.device, dtype: torch.dtype) -> ModelWeights:
         key = (backend.name, device, dtype)
-        fingerprint = self._fingerprint()
-        cached = self._packed.get(key)
-        if cached is None or cached[0] != fingerprint:
-            weights = backend.prepare(ModelWeights.from_model(self), device, dtype)
-            self._packed[key] = cached = (fingerprint, weights)
-        return cached[1]
+        with self._lock:
+            if self._watch is None:
+                self._watch = WeightWatch(self)
+            elif self._watch.changed():
+                self._packed = {}
+                self._watch.accept()
+            weights = self._packed.get(key)
+            if weights is None:
+                weights = self._packed[key] = backend.prepare(ModelWeights.from_model(self), device, dtype)
+            return weights
 
     def __getstate__(self):
         # copy.deepcopy / pickle: leave the packed weights behind (a backend's packed form need not be
         # copyable, e.g. the cpu backend's C++ objects); the copy packs its own on its first call.
         state = self.__dict__.copy()
         state["_packed"], state["_watch"] = {}, None
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._lock = threading.Lock()
 
     def _apply(self, fn, *args, **kwargs):
         # .to() / .cuda() / .half() replace the parameters: drop weights packed from the old ones.
-        self._packed, self._watch = {}, None
+        self.refresh()
         return super()._apply(fn, *args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -4,7 +4,7 @@ The engine (umsnet_fast outside this package) never imports it. Readers need not
 training and evaluation need the [data] extra (scikit-learn, safetensors; sktime for BasicMotions).
 """
 from .basicmotions import load_basicmotions
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .dataset import DataFormatError, HARDataset, Recording
 from .datasets import DATASETS, load_dataset, load_recordings
 from .hhar import hhar_recordings, load_hhar
@@ -12,4 +12,4 @@ from .mhealth import load_mhealth, mhealth_recordings
 
 __all__ = ["HARDataset", "Recording", "DataFormatError", "DATASETS", "load_dataset", "load_recordings",
            "load_mhealth", "load_hhar", "mhealth_recordings", "hhar_recordings", "load_basicmotions",
-           "load_checkpoint", "save_checkpoint"]
+           "load_checkpoint", "save_checkpoint", "CheckpointError"]

@@ -7,6 +7,7 @@ a label change or a gap in the recording. The default step is the window length 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,12 +16,29 @@ import torch
 from ..config import SensorSpec
 from ..presets import DatasetPreset
 
-__all__ = ["HARDataset", "Recording", "DataFormatError", "window_geometry", "resample", "cut_windows",
-           "label_runs", "assemble"]
+__all__ = ["HARDataset", "Recording", "DataFormatError", "reading_text", "first_non_finite", "window_geometry",
+           "resample", "cut_windows", "label_runs", "assemble"]
 
 
 class DataFormatError(ValueError):
     """A data file that does not have the documented format; the message names the file and line."""
+
+
+@contextmanager
+def reading_text(path):
+    """Around the reading of a text file: a binary (or otherwise undecodable) file becomes a
+    DataFormatError naming the file, not a bare codec error."""
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{path}: not a text file (byte {e.start} cannot be decoded as {e.encoding}); "
+                              "expected the data set's text format") from None
+
+
+def first_non_finite(rows: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first NaN or infinite value of a 2-D array, or None."""
+    bad = np.argwhere(~np.isfinite(rows))
+    return (int(bad[0][0]), int(bad[0][1])) if len(bad) else None
 
 
 @dataclass

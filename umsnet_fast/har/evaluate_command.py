@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .checkpoint import load_checkpoint
+from ..backends import resolve_backend
+from ..cli import CommandError, int_at_least, torch_device
+from .checkpoint import CheckpointError, load_checkpoint
 from .train import normalize, predict, scores
 from .train_command import add_data_arguments, data_settings, load_from_settings
 
@@ -20,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subjects", type=lambda s: s.split(","), default=None, metavar="S1,S2",
                    help="evaluate on these subjects (default: the checkpoint's test subjects; 'all' for every one)")
     p.add_argument("--backend", default="auto", help="fast-model backend (default auto)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", type=torch_device, help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=256)
     p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json here")
 
 
@@ -30,10 +33,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
+    try:  # the checkpoint's weights are fp32
+        resolve_backend(args.backend, torch.device(args.device), torch.float32)
+    except (RuntimeError, ValueError) as e:
+        raise CommandError(f"--backend {args.backend}: {e}") from None
     try:
         model, meta = load_checkpoint(args.checkpoint, fast=True, backend=args.backend, device=args.device)
-    except (ImportError, OSError, ValueError) as e:
-        raise SystemExit(f"{args.checkpoint}: {e}") from None
+    except ImportError as e:
+        raise CommandError(str(e)) from None
+    except CheckpointError as e:
+        raise CommandError(str(e)) from None
+    missing = [k for k in ("classes", "normalization") if k not in meta]
+    if missing:
+        raise CommandError(f"{args.checkpoint}: its metadata lacks {missing} (written by `umsnet-fast train`?)")
     # the data set and its windowing come from the checkpoint unless given here
     info = data_settings(args) if args.dataset is not None else dict(meta.get("data", {}))
     if "dataset" not in info:
@@ -59,8 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if ds.num_slices != model.config.num_slices:
         raise SystemExit(f"the checkpoint takes K={model.config.num_slices} slices, the data set's windows have "
                          f"K={ds.num_slices}: use the --window-seconds it was trained with")
+    try:
+        x = normalize(ds.x, ds.sensors, meta["normalization"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CommandError(f"{args.checkpoint}: its normalization does not cover sensors "
+                           f"{[s.name for s in ds.sensors]} ({type(e).__name__}: {e})") from None
     t0 = time.perf_counter()
-    pred = predict(model, normalize(ds.x, ds.sensors, meta["normalization"]), args.batch_size, args.device)
+    pred = predict(model, x, args.batch_size, args.device)
     seconds = time.perf_counter() - t0
     result = {"checkpoint": str(args.checkpoint), "backend": model.active_backend(args.device),
               "n": len(ds), "subjects": sorted({str(s) for s in ds.subjects}), "data": info,

@@ -16,6 +16,7 @@ from .dataset import (
     assemble,
     cut_windows,
     label_runs,
+    reading_text,
     resample,
     window_geometry,
 )
@@ -74,7 +75,7 @@ def _read_hhar_csv(path: Path, classes: tuple[str, ...]) -> _Stream:
     for an error that names the line."""
     if not path.is_file():
         raise FileNotFoundError(f"HHAR file {path} not found")
-    with open(path, newline="") as f:
+    with reading_text(path), open(path, newline="") as f:
         _check_header(path, next(csv.reader(f), None))
     try:
         import pandas as pd
@@ -87,13 +88,14 @@ def _read_hhar_csv(path: Path, classes: tuple[str, ...]) -> _Stream:
     except Exception:  # malformed somewhere: the exact reader says where
         return _read_hhar_csv_exact(path, classes)
     label = pd.Index([*classes, _HHAR_NULL]).get_indexer(df["gt"]).astype(np.int32)  # -1: unknown
+    xyz = df[["x", "y", "z"]].to_numpy(np.float64)
     if (list(df.columns) != [HHAR_HEADER[i] for i in (2, 3, 4, 5, 6, 8, 9)] or len(df) == 0
-            or df.isna().to_numpy().any() or (label < 0).any()):
+            or df.isna().to_numpy().any() or not np.isfinite(xyz).all() or (label < 0).any()):
         return _read_hhar_csv_exact(path, classes)
     label[label == len(classes)] = -1  # null
     user, users = pd.factorize(df["User"])
     device, devices = pd.factorize(df["Device"])
-    return _Stream(df["Creation_Time"].to_numpy(np.int64), df[["x", "y", "z"]].to_numpy(np.float64),
+    return _Stream(df["Creation_Time"].to_numpy(np.int64), xyz,
                    user.astype(np.int32), device.astype(np.int32), label, list(users), list(devices))
 
 
@@ -104,7 +106,7 @@ def _read_hhar_csv_exact(path: Path, classes: tuple[str, ...]) -> _Stream:
     users: dict[str, int] = {}
     devices: dict[str, int] = {}
     cols = {k: [] for k in ("time", "xyz", "user", "device", "label")}
-    with open(path, newline="") as f:
+    with reading_text(path), open(path, newline="") as f:
         reader = csv.reader(f)
         _check_header(path, next(reader, None))
         line = 2

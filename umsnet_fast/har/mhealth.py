@@ -1,6 +1,7 @@
 """MHEALTH: the raw `mHealth_subject<N>.log` files of the user's copy, resampled to 64 Hz (presets.MHEALTH)."""
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from .dataset import (
     Recording,
     assemble,
     cut_windows,
+    first_non_finite,
     label_runs,
+    reading_text,
     resample,
     window_geometry,
 )
@@ -31,17 +34,25 @@ _MHEALTH_SENSOR_COLUMNS = ((0, 3), (3, 5), (5, 8), (8, 11), (11, 14), (14, 17), 
 _MHEALTH_FILE = re.compile(r"^mHealth_subject(\d+)\.log$")
 
 
+def _line_of_row(path: Path, row: int) -> int:
+    """The line number of data row `row` (0-based) of a log: np.loadtxt skips blank lines."""
+    with open(path) as f:
+        rows = (lineno for lineno, line in enumerate(f, 1) if line.strip())
+        return next(itertools.islice(rows, row, None))
+
+
 def _read_mhealth_log(path: Path) -> np.ndarray:
     """[n, 24] float64 rows of one mHealth_subject<N>.log; DataFormatError naming the file and line."""
-    with open(path) as f:
-        if not any(line.strip() for line in f):
-            raise DataFormatError(f"{path}: no rows")
-    try:
-        rows = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=None)
-    except ValueError:
-        rows = None  # find the offending line below, for a message that names it
-    if rows is None or rows.shape[1] != MHEALTH_COLUMNS:
+    with reading_text(path):
         with open(path) as f:
+            if not any(line.strip() for line in f):
+                raise DataFormatError(f"{path}: no rows")
+        try:
+            rows = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=None)
+        except ValueError:
+            rows = None  # find the offending line below, for a message that names it
+    if rows is None or rows.shape[1] != MHEALTH_COLUMNS:
+        with reading_text(path), open(path) as f:
             for lineno, line in enumerate(f, 1):
                 fields = line.split()
                 if not fields:
@@ -55,10 +66,15 @@ def _read_mhealth_log(path: Path) -> np.ndarray:
                     except ValueError:
                         raise DataFormatError(f"{path}, line {lineno}, column {col}: {v!r} is not a number") from None
         raise DataFormatError(f"{path}: could not be read as {MHEALTH_COLUMNS} numeric columns")
+    bad = first_non_finite(rows)  # float() reads 'nan' and 'inf': a reading that would train to NaN weights
+    if bad is not None:
+        raise DataFormatError(f"{path}, line {_line_of_row(path, bad[0])}, column {bad[1] + 1}: "
+                              f"{rows[bad]:g} is not a finite number")
     labels = rows[:, -1]
     bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels > 12))
     if len(bad):
-        raise DataFormatError(f"{path}, line {bad[0] + 1}: label {labels[bad[0]]:g} is not an integer in 0..12")
+        raise DataFormatError(f"{path}, line {_line_of_row(path, bad[0])}: label {labels[bad[0]]:g} is not an "
+                              "integer in 0..12")
     return rows
 
 

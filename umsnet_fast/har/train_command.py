@@ -2,31 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..config import VARIANTS
+from ..cli import CommandError, int_at_least, ints_at_least, number_in, torch_device
+from ..config import VARIANTS, SensorSpec, UMSNetConfig
 from ._optional import require
 from .datasets import DATASETS, load_dataset
 from .train import DATASET_DEFAULTS, TrainSettings, make_folds, run_experiment
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
 
 
 def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", choices=DATASETS, required=required, help="data set")
     p.add_argument("--data-root", type=Path, metavar="DIR",
                    help="folder with your copy of the MHEALTH logs or the HHAR CSVs (BasicMotions ships with sktime)")
-    p.add_argument("--window-seconds", type=float, default=None, help="window length (MHEALTH/HHAR; default 6 s: K=24)")
-    p.add_argument("--step-seconds", type=float, default=None, help="step between windows (default: the window length)")
+    p.add_argument("--window-seconds", type=number_in(0, low_open=True), default=None,
+                   help="window length (MHEALTH/HHAR; default 6 s: K=24)")
+    p.add_argument("--step-seconds", type=number_in(0, low_open=True), default=None,
+                   help="step between windows (default: the window length)")
     p.add_argument("--devices", choices=("all", "phones", "watches"), default=None, help="HHAR devices (default all)")
 
 
@@ -41,24 +38,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="UMSNet variant (default A)")
     p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and the checkpoints here")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default="cpu", type=torch_device, help="torch device (default cpu)")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     g = p.add_argument_group("optimisation (defaults depend on --dataset)")
-    for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float),
-                      ("warmup-epochs", float), ("drop-path", float), ("label-smoothing", float),
-                      ("augment-scale", float), ("augment-noise", float)):
+    nonnegative, fraction = number_in(0), number_in(0, 1, high_open=True)
+    for name, typ in (("epochs", int_at_least(1)), ("batch-size", int_at_least(1)), ("lr", number_in(0, low_open=True)),
+                      ("weight-decay", nonnegative), ("warmup-epochs", nonnegative), ("drop-path", fraction),
+                      ("label-smoothing", fraction), ("augment-scale", nonnegative), ("augment-noise", nonnegative)):
         g.add_argument(f"--{name}", type=typ, default=None)
-    g.add_argument("--layer-scale-init", type=float, default=1e-6, help="LayerScale gamma at init (default 1e-6)")
+    g.add_argument("--layer-scale-init", type=number_in(), default=1e-6, help="LayerScale gamma at init (default 1e-6)")
     a = p.add_argument_group("architecture overrides (default: the variant's)")
-    a.add_argument("--dims", type=_ints)
-    a.add_argument("--fusion-dims", type=_ints)
-    a.add_argument("--depths", type=_ints)
-    a.add_argument("--fusion-depths", type=_ints)
-    a.add_argument("--layers", type=int, dest="num_layers")
-    a.add_argument("--embed-dim", type=int)
-    a.add_argument("--heads", type=int, dest="num_heads")
-    a.add_argument("--mlp-dim", type=int)
+    a.add_argument("--dims", type=ints_at_least(1))
+    a.add_argument("--fusion-dims", type=ints_at_least(1))
+    a.add_argument("--depths", type=ints_at_least(0))
+    a.add_argument("--fusion-depths", type=ints_at_least(0))
+    a.add_argument("--layers", type=int_at_least(0), dest="num_layers")
+    a.add_argument("--embed-dim", type=int_at_least(1))
+    a.add_argument("--heads", type=int_at_least(1), dest="num_heads")
+    a.add_argument("--mlp-dim", type=int_at_least(1))
+
+
+# constructor argument -> the flag that sets it, for errors about combinations of them
+_ARCHITECTURE_FLAGS = {"dims": "--dims", "fusion_dims": "--fusion-dims", "depths": "--depths",
+                       "fusion_depths": "--fusion-depths", "num_layers": "--layers", "embed_dim": "--embed-dim",
+                       "num_heads": "--heads", "mlp_dim": "--mlp-dim"}
+
+
+def check_architecture(args: argparse.Namespace) -> None:
+    """Refuse architecture flags that do not make a model (e.g. --heads not dividing --embed-dim), before
+    any data is read; the error names the flags."""
+    kwargs = {k: getattr(args, k) for k in _ARCHITECTURE_FLAGS if getattr(args, k) is not None}
+    try:  # the architecture does not depend on the sensors or classes: any stand-in will do
+        UMSNetConfig.resolve([SensorSpec("x", 1)], 2, variant=args.variant, **kwargs)
+    except (TypeError, ValueError) as e:
+        flags = [f for k, f in _ARCHITECTURE_FLAGS.items() if re.search(rf"\b{k}\b", str(e))]
+        raise CommandError(f"{', '.join(flags) or 'architecture'}: {e}") from None
 
 
 def data_settings(args: argparse.Namespace) -> dict:
@@ -90,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         require("safetensors.torch", "safetensors")
     except ImportError as e:
         raise SystemExit(str(e)) from None
+    check_architecture(args)
     console = Console()
     if args.threads:
         torch.set_num_threads(args.threads)
