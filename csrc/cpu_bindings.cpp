@@ -358,7 +358,11 @@ at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.doc() = "umsnet_fast fused CPU engine (csrc/cpu); packed by umsnet_fast.backends.cpu";
+  // The packed layout and the epilogue codes are defined in csrc/cpu/kernels.h only; Python reads them here.
   mod.attr("PANEL") = kPanel;
+  mod.attr("EPILOGUE_BIAS") = (int)kBias;
+  mod.attr("EPILOGUE_GELU") = (int)kBiasGelu;
+  mod.attr("EPILOGUE_RESIDUAL") = (int)kBiasResidual;
   py::class_<Linear>(mod, "Linear")
       .def_property_readonly("n", [](const Linear& l) { return l.p.n; })
       .def_property_readonly("k", [](const Linear& l) { return l.p.k; });

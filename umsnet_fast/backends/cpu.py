@@ -28,12 +28,6 @@ from ..forward import OpSet
 from ..weights import BlockWeights, EncoderLayerWeights, LSRModuleWeights, ModelWeights
 from .base import Backend
 
-PANEL = 32  # output columns per packed panel; csrc/cpu/kernels.h kPanel
-
-# Epilogues of the C++ linear: y = x W^T + b, then nothing / GELU / + residual.
-EPILOGUE_BIAS, EPILOGUE_GELU, EPILOGUE_RESIDUAL = 0, 1, 2
-
-
 @functools.cache
 def _ext():
     ext, reason = _extensions.load_extension("_cpu")
@@ -59,12 +53,13 @@ def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Te
     if scale is not None:
         s = scale.detach().double()
         w, b = w * s[:, None], b * s
-    panels = -(-n // PANEL)
-    wp = w.new_zeros(panels * PANEL, k)
+    panel = _ext().PANEL  # the layout's owner is csrc/cpu/kernels.h
+    panels = -(-n // panel)
+    wp = w.new_zeros(panels * panel, k)
     wp[:n] = w
-    bp = w.new_zeros(panels * PANEL)
+    bp = w.new_zeros(panels * panel)
     bp[:n] = b
-    return _ext().make_linear(_pack_dtype(wp.view(panels, PANEL, k).transpose(1, 2)), _pack_dtype(bp), n)
+    return _ext().make_linear(_pack_dtype(wp.view(panels, panel, k).transpose(1, 2)), _pack_dtype(bp), n)
 
 
 def pack_block(b: BlockWeights):
@@ -146,8 +141,8 @@ def attention(qkv, num_heads):
 
 def mlp_residual(h, w1, b1, w2, b2, gamma, residual):
     """residual + gamma * (GELU(h W1^T + b1) W2^T + b2); h, residual (..., C)."""
-    hidden = _ext().linear(h, pack_linear(w1, b1), EPILOGUE_GELU)
-    return _ext().linear(hidden, pack_linear(w2, b2, gamma), EPILOGUE_RESIDUAL, residual)
+    hidden = _ext().linear(h, pack_linear(w1, b1), _ext().EPILOGUE_GELU)
+    return _ext().linear(hidden, pack_linear(w2, b2, gamma), _ext().EPILOGUE_RESIDUAL, residual)
 
 
 def lsr_module(x, w: LSRModuleWeights):
