@@ -67,6 +67,15 @@ int sensor_group(int l_out, int64_t segments, int threads) {
   return (int)g;
 }
 
+// Element i of a sensor's input as fp32 (a bf16 is the top half of an fp32).
+inline float input_at(const InputP& in, int64_t i) {
+  if (!in.bf16) return ((const float*)in.x)[i];
+  const uint32_t bits = (uint32_t)((const uint16_t*)in.x)[i] << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int threads) {
   const int K = m.num_slices;
   const int64_t BK = (int64_t)B * K;
@@ -109,7 +118,8 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
         const int64_t q = q0 + gi, b = q / K, k = q % K;
         for (int t = 0; t < L; ++t)
           for (int c = 0; c < mod.c_in; ++c)
-            gathered[((int64_t)gi * L + t) * mod.c_in + c] = in.x[b * in.sb + c * in.sc + (k * L + t) * in.st];
+            gathered[((int64_t)gi * L + t) * mod.c_in + c] =
+                input_at(in, b * in.sb + c * in.sc + (k * L + t) * in.st);
       }
       int off = 0;
       for (int j = 0; j < i; ++j) off += m.sensors[j].dims[m.sensors[j].nstages - 1];

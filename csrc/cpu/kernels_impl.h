@@ -31,5 +31,5 @@ namespace {
 
 }  // namespace
 
-extern const KernelTable kTable = {UMS_ISA_NAME, forward_impl, linear_op, layer_norm_op, lsr_block_op,
+extern const KernelTable kTable = {UMS_ISA_NAME, UMS_BF16_PATH, forward_impl, linear_op, layer_norm_op, lsr_block_op,
                                    lsr_module_op, attention_op, encoder_layer_op};

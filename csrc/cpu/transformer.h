@@ -84,8 +84,7 @@ void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, cons
   const int64_t M = (int64_t)S * T, ldx = (int64_t)T * d;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
   if (d % kPanel == 0) {  // q fills whole panels: keys and values of all tokens, queries of the class rows
-    LinearP kv = p.qkv, q = p.qkv;
-    kv.w += (int64_t)d * kv.k, kv.b += d, kv.n -= d;
+    LinearP kv = skip_outputs(p.qkv, d), q = p.qkv;
     q.n = d;
     gemm<kBias>(s.h, d, M, kv, s.qkv + d, 3 * d, nullptr, 0, par);
     gemm<kBias>(s.h, ldx, S, q, s.qkv, (int64_t)T * 3 * d, nullptr, 0, par);

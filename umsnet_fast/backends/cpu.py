@@ -1,18 +1,24 @@
-"""The `cpu` backend: the fused C++ engine of csrc/cpu (extension umsnet_fast._cpu), fp32.
+"""The `cpu` backend: the fused C++ engine of csrc/cpu (extension umsnet_fast._cpu), fp32 and bf16.
 
 Weights are packed once per parameter change (the model caches `prepare`'s result on a fingerprint of
-its parameters): every Linear into panels of 32 output columns, (ceil(n/32), k, 32), zero-padded;
-LayerScale gamma folded into the block's second Linear, the attention scale 1/sqrt(head_dim) into the
-q rows of the packed projection, BatchNorm already folded into the downsample (umsnet_fast.weights).
-The whole eval forward is then one C++ call. The fine ops (lsr_block, linear, attention, ...) take the
-*_ref signatures, pack their weights on each call, and exist so that each kernel is tested alone.
+its parameters): LayerScale gamma folded into the block's second Linear and the attention scale
+1/sqrt(head_dim) into the q rows of the projection here, in float64 (BatchNorm is already folded into
+the downsample by umsnet_fast.weights); the extension's make_linear then packs each matrix into its
+layout (csrc/cpu/kernels.h, the layout's only owner): fp32 panels for an fp32 model, bf16 VNNI pairs
+for a bf16 one. The whole eval forward is then one C++ call. The fine ops (lsr_block, linear,
+attention, ...) take the *_ref signatures, pack their weights on each call, and exist so that each
+kernel is tested alone.
 
-Environment: UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic picks the kernels' instruction set (also
-`set_isa`); threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the
-rows of a sensor tile at the last stage, a tuning knob.
+bf16: a bfloat16 model with bfloat16 inputs. Only the matrix products use bf16 operands (fp32
+accumulation); LayerNorm, GELU, softmax, the depthwise conv, the residual stream and every other
+activation stay fp32 inside the engine (vectors such as LayerNorm weights and biases are widened to
+fp32 when packed), and the logits are rounded to bf16 at the end. The bf16 product runs on AMX tiles,
+AVX512-BF16 vdpbf16ps, or, on CPUs with neither, as fp32 FMAs on the bf16 weights widened to fp32.
 
-The packing goes through `_pack_dtype` so that a bf16 path (DESIGN.md section 5) can add a second
-packed dtype without touching the layout code.
+Environment: UMSNET_FAST_CPU_ISA=auto|amx|avx512bf16|avx512|avx2|generic picks the kernels'
+instruction set (also `set_isa`; avx512 and below run bf16 models on the widening fallback);
+threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the rows of a
+sensor tile at the last stage, a tuning knob.
 """
 from __future__ import annotations
 
@@ -37,15 +43,15 @@ def _ext():
 
 
 def _pack_dtype(t: torch.Tensor) -> torch.Tensor:
-    # The only packed dtype so far; a bf16 path would choose here.
-    return t.to(torch.float32).contiguous()
+    # Vectors (norm weights, biases, depthwise taps, tokens) are fp32 for fp32 and bf16 models alike.
+    return t.detach().to(torch.float32).contiguous()
 
 
 def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None = None):
     """weight (n, k), bias (n,) or None, scale (n,) or None (multiplies output n: W and b) -> _cpu.Linear.
 
-    Packed weight: (ceil(n / 32), k, 32), panel p holding output columns 32p .. 32p + 31, zero past n;
-    packed bias: (ceil(n / 32) * 32,). Scaling happens in float64 before the cast.
+    Packed in bf16 VNNI pairs when the weight is bfloat16, else in fp32 panels (the layouts: csrc/cpu/kernels.h).
+    Scaling happens in float64, before the one rounding to the packed dtype.
     """
     n, k = weight.shape
     w = weight.detach().double()
@@ -53,13 +59,7 @@ def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Te
     if scale is not None:
         s = scale.detach().double()
         w, b = w * s[:, None], b * s
-    panel = _ext().PANEL  # the layout's owner is csrc/cpu/kernels.h
-    panels = -(-n // panel)
-    wp = w.new_zeros(panels * panel, k)
-    wp[:n] = w
-    bp = w.new_zeros(panels * panel)
-    bp[:n] = b
-    return _ext().make_linear(_pack_dtype(wp.view(panels, panel, k).transpose(1, 2)), _pack_dtype(bp), n)
+    return _ext().make_linear(w, b, weight.dtype == torch.bfloat16)
 
 
 def pack_block(b: BlockWeights):
@@ -98,7 +98,7 @@ def pack_model(w: ModelWeights):
 
 @dataclass
 class CpuWeights:
-    """What `prepare` returns: the plain weights (fp32) and the packed engine built from them."""
+    """What `prepare` returns: the plain weights (fp32 or bf16) and the packed engine built from them."""
     weights: ModelWeights
     engine: Any  # _cpu.Model
 
@@ -166,7 +166,8 @@ CPU_OPS = OpSet("cpu", linear_layernorm=linear_layernorm, lsr_block=lsr_block, d
 
 
 def set_isa(name: str) -> None:
-    """Choose the kernels: 'auto' (best this CPU runs), 'avx512', 'avx2' or 'generic' (portable)."""
+    """Choose the kernels: 'auto' (best this CPU runs), 'amx', 'avx512bf16', 'avx512', 'avx2' or 'generic'
+    (portable). The fp32 path of amx and avx512bf16 is avx512's; they differ in the bf16 product."""
     _ext().set_isa(name)
 
 
@@ -175,18 +176,25 @@ def isa() -> str:
     return _ext().isa()
 
 
+def bf16_path() -> str:
+    """How the kernels in use multiply bf16 weights (AMX tiles, vdpbf16ps, or widened to fp32)."""
+    return _ext().bf16_path()
+
+
 class CpuBackend(Backend):
     name = "cpu"
     device_types = ("cpu",)
-    dtypes = (torch.float32,)
+    dtypes = (torch.float32, torch.bfloat16)
     auto_device_types = ("cpu",)
 
     @property
     def summary(self) -> str:
-        text = "fused C++ engine (csrc/cpu): OpenMP, AVX-512 / AVX2 / portable kernels chosen at run time"
+        text = ("fused C++ engine (csrc/cpu), fp32 and bf16: OpenMP, AMX / AVX512-BF16 / AVX-512 / AVX2 / portable "
+                "kernels chosen at run time")
         ext, _ = _extensions.load_extension("_cpu")
         try:
-            return f"{text}; using {ext.isa()} with {torch.get_num_threads()} threads" if ext else text
+            return (f"{text}; using {ext.isa()} (bf16: {ext.bf16_path()}) with {torch.get_num_threads()} threads"
+                    if ext else text)
         except RuntimeError:
             return text
 
