@@ -175,6 +175,35 @@ def test_model_variants(preset, variant):
 
 
 @needs_ext
+@pytest.mark.parametrize("preset", [presets.HHAR, presets.MHEALTH], ids=lambda p: p.name)
+@pytest.mark.parametrize("variant", ["A", "B", "C"])
+def test_model_variants_bf16(preset, variant):
+    """A bf16 model with bf16 inputs: bf16 weights packed once (VNNI pairs), logits in bf16."""
+    k = 2 if preset is presets.HHAR else 1
+    fast, ref = _shared_pair(preset.name, k, variant)
+    out = check_model(fast, ref, preset.example_inputs(1, k), dtype=torch.bfloat16)
+    assert out.dtype == torch.bfloat16
+
+
+@needs_ext
+def test_model_bf16_all_isas(isa):
+    """The whole bf16 model under each build: vdpbf16ps (avx512bf16), the portable widening path (the
+    others), AMX where present; batch 3 over odd slice lengths, non-contiguous inputs."""
+    fast, ref = _shared_pair("hhar", 3)
+    xs = [_noncontig(x) for x in presets.HHAR.example_inputs(3, 3)]
+    check_model(fast, ref, xs, dtype=torch.bfloat16)
+
+
+@needs_ext
+def test_model_bf16_odd_widths_and_lengths():
+    sensors = [umsnet_fast.SensorSpec("a", 3), umsnet_fast.SensorSpec("b", 2)]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, 3, "A", dims=(12, 20, 36, 52), fusion_dims=(24, 40, 40, 56),
+                                     embed_dim=48, num_heads=3, mlp_dim=80)).eval()
+    fast = UMSNet.from_reference(ref, backend="cpu").eval()
+    check_model(fast, ref, [torch.randn(9, s.channels, 3 * 11) for s in sensors], dtype=torch.bfloat16)
+
+
+@needs_ext
 @pytest.mark.parametrize("batch", [1, 257])
 def test_model_batch(batch):
     fast, ref = _shared_pair("hhar", 3)
@@ -279,8 +308,10 @@ def test_extension_built_for_another_torch(monkeypatch, fresh_registry):
 
 
 @needs_ext
-def test_auto_picks_cpu_for_float32_only():
+def test_auto_picks_cpu_for_float32_and_bfloat16():
     model = UMSNet(**presets.HHAR.model_kwargs(2), variant="A")
     assert model.active_backend("cpu", torch.float32) == "cpu"
+    assert model.active_backend("cpu", torch.bfloat16) == "cpu"
     assert model.active_backend("cpu", torch.float64) == "reference"
+    assert model.active_backend("cpu", torch.float16) == "reference"
     assert umsnet_fast.available_backends()["cpu"].available

@@ -107,8 +107,8 @@ class CpuWeights:
 
 def linear_layernorm(x, weight, bias, ln_weight, ln_bias, eps=1e-6):
     """x (batch, length, C_in) -> LayerNorm(x W^T + b): (batch, length, C)."""
-    return _ext().layer_norm(_ext().linear(x, pack_linear(weight, bias)), ln_weight.contiguous(),
-                             ln_bias.contiguous(), eps)
+    return _ext().layer_norm(_ext().linear(x, pack_linear(weight, bias)), _pack_dtype(ln_weight),
+                             _pack_dtype(ln_bias), eps)
 
 
 def lsr_block(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps=1e-6):
@@ -125,7 +125,7 @@ def downsample(x, weight, bias, stride):
 
 def layer_norm(x, weight, bias, eps):
     """LayerNorm over the last axis. x (..., C)."""
-    return _ext().layer_norm(x, weight.contiguous(), bias.contiguous(), eps)
+    return _ext().layer_norm(x, _pack_dtype(weight), _pack_dtype(bias), eps)
 
 
 def linear(x, weight, bias):
