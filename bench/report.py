@@ -60,8 +60,8 @@ def _version(module: str) -> str | None:
 def versions() -> dict:
     import umsnet_fast
     return {"torch": torch.__version__, "triton": _version("triton"), "onnxruntime": _version("onnxruntime"),
-            "openvino": _version("openvino"), "onnx": _version("onnx"), "onnxscript": _version("onnxscript"), "numpy": _version("numpy"),
-            "umsnet_fast": umsnet_fast.__version__}
+            "openvino": _version("openvino"), "onnx": _version("onnx"), "onnxscript": _version("onnxscript"),
+            "numpy": _version("numpy"), "umsnet_fast": umsnet_fast.__version__}
 
 
 def git_commit() -> str:

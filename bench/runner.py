@@ -3,8 +3,8 @@
 Batch 1 is timed as latency (median, p90, p99 per call), larger batches as throughput (windows per
 second from the median call). Each cell's output is compared with eager's at the same dtype and with
 the reference run in float64 on the same inputs (max abs differences), so an engine that is fast because
-it is wrong shows it, and a bf16 engine's error is on record next to its speed. The JSON is rewritten after every cell, so a
-run that is stopped part-way leaves what it measured (`"complete": false`).
+it is wrong shows it, and a bf16 engine's error is on record next to its speed. The JSON is rewritten
+after every cell, so a run that is stopped part-way leaves what it measured (`"complete": false`).
 """
 from __future__ import annotations
 

@@ -397,7 +397,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   py::class_<Linear>(mod, "Linear")
       .def_property_readonly("n", [](const Linear& l) { return l.p.n; })
       .def_property_readonly("k", [](const Linear& l) { return l.p.k; })
-      .def_property_readonly("bf16", [](const Linear& l) { return l.p.wb != nullptr; });
+      .def_property_readonly("bf16", [](const Linear& l) { return l.p.wb != nullptr; })
+      .def_property_readonly("packed", [](const Linear& l) { return l.w; }, "the packed weight (for tests)");
   py::class_<Block>(mod, "Block");
   py::class_<Module, std::shared_ptr<Module>>(mod, "Module");
   py::class_<EncoderLayer>(mod, "EncoderLayer");

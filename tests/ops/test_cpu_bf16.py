@@ -126,3 +126,23 @@ def test_encoder_layer(isa, d, heads, mlp, tokens):
     check_op(lambda x, w: C.encoder_layer(x, w.to(dtype=x.dtype)),
              lambda x, w: run_encoder_layer(REFERENCE_OPS, x, w.to(dtype=x.dtype)),
              (torch.randn(2, tokens, d, dtype=torch.float64), w), dtype=BF16)
+
+
+@pytest.mark.parametrize("n,k", [(70, 33), (16, 1), (32, 64)])
+def test_vnni_layout(n, k):
+    """make_linear's bf16 layout (csrc/cpu/kernels.h): panel p, pair kk, column j, t = W[32p + j, 2kk + t]
+    rounded once to bf16, zero past n and k, k padded to the extension's K_ALIGN."""
+    if _EXT is None:
+        pytest.skip(f"cpu extension unavailable: {_REASON}")
+    w = _w(n, k)
+    packed = C.pack_linear(w.to(BF16), None).packed
+    panel, align = _EXT.PANEL, _EXT.K_ALIGN
+    panels, kp = -(-n // panel), -(-k // align) * align
+    assert packed.dtype == BF16 and packed.shape == (panels, kp // 2, panel, 2)
+    expected = torch.zeros(panels * panel, kp, dtype=BF16)
+    expected[:n, :k] = w.to(BF16)
+    expected = expected.view(panels, panel, kp // 2, 2).permute(0, 2, 1, 3)
+    assert torch.equal(packed, expected)
+    fp32 = C.pack_linear(w.float(), None).packed
+    assert fp32.dtype == torch.float32 and fp32.shape == (panels, k, panel)
+    assert torch.equal(fp32.transpose(1, 2).reshape(panels * panel, k)[:n], w.float())
