@@ -149,6 +149,29 @@ def test_bad_input_names_the_shape():
         _EXT.set_isa("sse9")
 
 
+@needs_ext
+def test_isa_selection_follows_the_cpu():
+    """AMX only where the CPU reports amx_tile and amx_bf16 (it would fault elsewhere); auto takes the best
+    build this CPU runs, and names its bf16 path."""
+    supported = _EXT.supported_isas()
+    _EXT.set_isa("auto")
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {w for line in f if line.startswith("flags") for w in line.split()}
+    except OSError:
+        pass
+    if "amx" in supported:
+        assert not flags or {"amx_tile", "amx_bf16"} <= flags
+    else:
+        with pytest.raises(RuntimeError, match="not supported"):
+            _EXT.set_isa("amx")
+    if flags and "avx512_bf16" not in flags:
+        assert "avx512bf16" not in supported
+    assert _EXT.isa() == supported[0]
+    assert _EXT.bf16_path() in backends.get_backend("cpu").summary
+
+
 # ---- whole model --------------------------------------------------------------------------------
 
 def _pair(preset, k, variant="A"):
