@@ -9,6 +9,14 @@
 - onnxruntime (CPU, fp32): ONNX Runtime on `torch.onnx.export` of the reference (the dynamo exporter
   when it works, else the TorchScript one; which one is recorded), intra-op threads = the run's
   threads, spinning off, all graph optimisations.
+- openvino (CPU, fp32 and bf16): OpenVINO's CPU plugin on the same ONNX export, compiled per batch size
+  with static shapes, INFERENCE_NUM_THREADS = the run's threads, one stream, the latency hint, and
+  INFERENCE_PRECISION_HINT f32 or bf16 for the run's dtype (its bf16 takes f32 inputs: bf16 windows are
+  widened, inside the timed call). Released after its cells, so its worker threads do not spin into the
+  next engine's.
+
+ONNX Runtime and OpenVINO are optional (the `bench` extra): when not importable their cells are skipped
+with the reason.
 
 An engine is set up once per dtype (`prepare`), then gives a callable per batch size (`make`). Any
 exception in either is reported as a failed cell by the runner, which carries on.
@@ -62,8 +70,20 @@ class BenchContext:
         g = torch.Generator().manual_seed(seed)
         return self.preset.example_inputs(batch, self.slices, generator=g, dtype=dtype, device=self.device)
 
+    def onnx_export(self) -> tuple[str, str]:
+        """The fp32 reference exported to ONNX once per run (shared by ONNX Runtime and OpenVINO):
+        (path, which exporter worked)."""
+        if "onnx" not in self._models:
+            path = os.path.join(self.workdir, "reference.onnx")
+            exporter = export_onnx(self.reference_as(torch.float32), self.example_inputs(2), path)
+            self._models["onnx"] = (path, exporter)
+        return self._models["onnx"]
+
     def release(self) -> None:
+        onnx = self._models.get("onnx")
         self._models.clear()
+        if onnx:  # the export outlives a dtype's models
+            self._models["onnx"] = onnx
 
 
 class Engine:
@@ -193,6 +213,14 @@ def export_onnx(model: torch.nn.Module, example: list, path: str) -> str:
     raise RuntimeError("ONNX export failed: " + "; ".join(errors))
 
 
+def _missing(module: str) -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return f"{module} is not installed (pip install 'umsnet_fast[bench]')"
+    return None
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
     description = "ONNX Runtime (CPU provider) on torch.onnx.export of the reference"
@@ -205,14 +233,12 @@ class OnnxRuntimeEngine(Engine):
         reason = super().skip_reason(ctx, dtype)
         if reason is None and dtype != torch.float32:
             reason = "benchmarked in fp32 only"
-        return reason
+        return reason or _missing("onnxruntime")
 
     def prepare(self, ctx, dtype):
         import onnxruntime as ort
 
-        path = os.path.join(ctx.workdir, "reference.onnx")
-        example = ctx.example_inputs(2, dtype)
-        exporter = export_onnx(ctx.reference_as(dtype), example, path)
+        path, exporter = ctx.onnx_export()
         so = ort.SessionOptions()
         so.intra_op_num_threads = ctx.threads
         so.inter_op_num_threads = 1
@@ -233,6 +259,48 @@ class OnnxRuntimeEngine(Engine):
         self._session = None
 
 
+class OpenVinoEngine(Engine):
+    name = "openvino"
+    description = "OpenVINO (CPU plugin) on torch.onnx.export of the reference, precision hint f32 / bf16"
+    device_types = ("cpu",)
+    PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+    def __init__(self):
+        self._core = None
+
+    def skip_reason(self, ctx, dtype):
+        reason = super().skip_reason(ctx, dtype)
+        if reason is None and dtype not in self.PRECISION:
+            reason = "benchmarked in fp32 and bf16 only"
+        return reason or _missing("openvino")
+
+    def prepare(self, ctx, dtype):
+        import openvino as ov
+
+        self._path, exporter = ctx.onnx_export()
+        self._core = ov.Core()
+        self._config = {"INFERENCE_PRECISION_HINT": self.PRECISION[dtype], "INFERENCE_NUM_THREADS": ctx.threads,
+                        "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        ctx.notes[f"{self.name}-{self.PRECISION[dtype]}"] = (
+            f"openvino {ov.__version__}, {exporter}, INFERENCE_PRECISION_HINT {self.PRECISION[dtype]}, "
+            f"{ctx.threads} threads, one stream, static shapes per batch size")
+
+    def make(self, ctx, dtype, batch):
+        model = self._core.read_model(self._path)
+        xs = ctx.example_inputs(batch)
+        model.reshape({p.get_any_name(): list(x.shape) for p, x in zip(model.inputs, xs)})
+        compiled = self._core.compile_model(model, "CPU", self._config)
+        request = compiled.create_infer_request()
+
+        def call(xs):
+            request.infer([x.to(torch.float32).numpy() for x in xs])
+            return torch.from_numpy(request.get_output_tensor(0).data.copy())
+        return call
+
+    def finish(self, ctx, dtype):
+        self._core = None
+
+
 def all_engines(device: torch.device) -> list[Engine]:
     """Every engine for this device type, in run order (eager first: the others are compared to it).
 
@@ -247,7 +315,7 @@ def all_engines(device: torch.device) -> list[Engine]:
         engines += [FastEngine(b, graph=True) for b in backends]
         engines += [InductorEngine("default"), InductorEngine("reduce-overhead"), InductorEngine("max-autotune")]
     else:
-        engines += [InductorEngine("default"), OnnxRuntimeEngine()]
+        engines += [InductorEngine("default"), OnnxRuntimeEngine(), OpenVinoEngine()]
     return engines
 
 

@@ -59,8 +59,8 @@ def _version(module: str) -> str | None:
 def versions() -> dict:
     import umsnet_fast
     return {"torch": torch.__version__, "triton": _version("triton"), "onnxruntime": _version("onnxruntime"),
-            "onnx": _version("onnx"), "onnxscript": _version("onnxscript"), "numpy": _version("numpy"),
-            "umsnet_fast": umsnet_fast.__version__}
+            "openvino": _version("openvino"), "onnx": _version("onnx"), "onnxscript": _version("onnxscript"),
+            "numpy": _version("numpy"), "umsnet_fast": umsnet_fast.__version__}
 
 
 def now() -> _dt.datetime:
@@ -244,6 +244,11 @@ def targets(doc: dict) -> list[str]:
         _compare(lines, "CPU fp32 batch-1 latency vs the best of inductor and ORT", best,
                  min(rivals, key=lambda r: r["median_ms"]) if rivals else None, 2)
         _compare(lines, "CPU fp32 batch-256 throughput", _best_fast(b256), b256.get("eager"), 3)
+        # bf16 (AMX machines set these; elsewhere the same comparison tells where the bf16 path stands)
+        h1, h64, f64 = _ok(rows, "bf16", 1), _ok(rows, "bf16", 64), _ok(rows, "fp32", 64)
+        _compare(lines, "CPU bf16 batch-64 throughput vs OpenVINO bf16", h64.get("fast-cpu"), h64.get("openvino"), 1.5)
+        _compare(lines, "CPU bf16 batch-64 throughput vs our fp32", h64.get("fast-cpu"), f64.get("fast-cpu"), 3)
+        _compare(lines, "CPU bf16 batch-1 latency vs OpenVINO bf16", h1.get("fast-cpu"), h1.get("openvino"), 2)
     else:
         for dtype in doc["config"]["dtypes"]:
             b1 = _ok(rows, dtype, 1)

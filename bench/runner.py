@@ -1,9 +1,10 @@
 """The benchmark run: every selected engine x dtype x batch size, in one process, on the same inputs.
 
 Batch 1 is timed as latency (median, p90, p99 per call), larger batches as throughput (windows per
-second from the median call). Each cell's output is compared with eager's (max abs difference), so
-an engine that is fast because it is wrong shows it. The JSON is rewritten after every cell, so a
-run that is stopped part-way leaves what it measured (`"complete": false`).
+second from the median call). Each cell's output is compared with eager's at the same dtype and with
+the reference run in float64 on the same inputs (max abs differences), so an engine that is fast because
+it is wrong shows it, and a bf16 engine's error is on record next to its speed. The JSON is rewritten
+after every cell, so a run that is stopped part-way leaves what it measured (`"complete": false`).
 """
 from __future__ import annotations
 
@@ -117,8 +118,9 @@ def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
             inputs = {b: ctx.example_inputs(b, dtype, seed=cfg.seed + b) for b in cfg.batch_sizes}
             eager_out: dict[int, torch.Tensor] = {}
             eager_time: dict[int, float] = {}
+            oracle = _Oracle(ctx, inputs)
             for engine in engines:
-                _run_engine(engine, ctx, dtype, dtype_name, cfg, inputs, eager_out, eager_time, tick, emit)
+                _run_engine(engine, ctx, dtype, dtype_name, cfg, inputs, eager_out, eager_time, oracle, tick, emit)
             ctx.release()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -130,8 +132,22 @@ def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
     return doc, json_path
 
 
+class _Oracle:
+    """The reference in float64 on a batch's inputs (upcast), computed on first use."""
+
+    def __init__(self, ctx: BenchContext, inputs: dict):
+        self.ctx, self.inputs, self.out = ctx, inputs, {}
+
+    def __call__(self, batch: int) -> torch.Tensor:
+        if batch not in self.out:
+            with torch.no_grad():
+                xs = [x.to(torch.float64) for x in self.inputs[batch]]
+                self.out[batch] = self.ctx.reference_as(torch.float64)(xs).to("cpu")
+        return self.out[batch]
+
+
 def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_name: str, cfg: BenchConfig,
-                inputs: dict, eager_out: dict, eager_time: dict, tick: Callable[[str], None],
+                inputs: dict, eager_out: dict, eager_time: dict, oracle: _Oracle, tick: Callable[[str], None],
                 emit: Callable[[dict], None]) -> None:
     """Emit the rows of one engine at one dtype, one per batch size; failures become rows, never exceptions."""
     base = {"engine": engine.name, "dtype": dtype_name}
@@ -180,6 +196,7 @@ def _run_engine(engine: Engine, ctx: BenchContext, dtype: torch.dtype, dtype_nam
             eager_out[b], eager_time[b] = out, timing.median_s
         row["speedup_vs_eager"] = round(eager_time[b] / timing.median_s, 3) if b in eager_time else None
         row["max_abs_diff_vs_eager"] = _max_diff(out, eager_out.get(b))
+        row["max_abs_err_vs_fp64"] = _max_diff(out, oracle(b))
         if cfg.profile and ctx.device.type == "cuda":
             try:  # kernels per call and their GPU time: launch-bound or kernel-bound?
                 row.update(gpu_kernels(lambda: fn(xs)))

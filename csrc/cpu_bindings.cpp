@@ -1,10 +1,12 @@
 // Torch bindings of the fused CPU engine (umsnet_fast._cpu): the only C++ that sees at::Tensor.
 //
-// Packed weights arrive from umsnet_fast/backends/cpu.py as tensors (panels of 32 output columns,
-// see csrc/cpu/kernels.h) and are wrapped here in small objects that keep the tensors alive and hold
-// the plain-pointer views the kernels read: Linear, Block, Module, EncoderLayer, Model. Each op checks
-// shapes and dtypes with errors that name them, allocates its output and calls the kernel table of
-// the instruction set chosen at load time (UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic, or set_isa).
+// Weights arrive from umsnet_fast/backends/cpu.py as plain tensors (folded there); make_linear packs
+// each matrix into the layout of csrc/cpu/kernels.h (fp32 panels, or bf16 VNNI pairs), the only place
+// that layout is produced. Small objects keep the tensors alive and hold the plain-pointer views the
+// kernels read: Linear, Block, Module, EncoderLayer, Model. Each op checks shapes and dtypes with errors
+// that name them, takes fp32 or bf16 activations (computing in fp32 either way, the result in the input's
+// dtype), allocates its output and calls the kernel table of the instruction set chosen at load time
+// (UMSNET_FAST_CPU_ISA=auto|amx|avx512bf16|avx512|avx2|generic, or set_isa).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -28,7 +30,7 @@ const KernelTable& kernels() {
     const std::string name = env && *env ? env : "auto";
     g_kernels = select_kernels(name.c_str());
     TORCH_CHECK(g_kernels != nullptr, "UMSNET_FAST_CPU_ISA=", name,
-                ": this CPU cannot run that build (expected auto, avx512, avx2 or generic)");
+                ": this CPU cannot run that build (expected auto, amx, avx512bf16, avx512, avx2 or generic)");
   }
   return *g_kernels;
 }
@@ -36,13 +38,13 @@ const KernelTable& kernels() {
 void set_isa(const std::string& name) {
   const KernelTable* k = select_kernels(name.c_str());
   TORCH_CHECK(k != nullptr, "instruction set '", name,
-              "' is unknown or not supported by this CPU (expected auto, avx512, avx2 or generic)");
+              "' is unknown or not supported by this CPU (expected auto, amx, avx512bf16, avx512, avx2 or generic)");
   g_kernels = k;
 }
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out;
-  for (const char* n : {"avx512", "avx2", "generic"})
+  for (const char* n : kIsaNames)
     if (isa_supported(n)) out.push_back(n);
   return out;
 }
@@ -54,6 +56,16 @@ void check_f32(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, got ", t.scalar_type());
 }
 
+// An activation: fp32 or bf16 on the CPU.
+void check_act(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu(), what, ": expected a CPU tensor, got one on ", t.device());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, what,
+              ": expected float32 or bfloat16, got ", t.scalar_type());
+}
+
+// The kernels' view of an activation: contiguous fp32 (a copy only when x is not that already).
+at::Tensor as_f32(const at::Tensor& x) { return x.contiguous().to(at::kFloat); }
+
 void check_vec(const at::Tensor& t, int64_t n, const char* what) {
   check_f32(t, what);
   TORCH_CHECK(t.dim() == 1 && t.size(0) == n && t.is_contiguous(), what, ": expected a contiguous (", n,
@@ -63,23 +75,39 @@ void check_vec(const at::Tensor& t, int64_t n, const char* what) {
 // ---- packed weights -----------------------------------------------------------------------------
 
 struct Linear {
-  at::Tensor w, b;  // (ceil(n/32), k, 32), (ceil(n/32) * 32,)
+  at::Tensor w, b;  // packed: fp32 (P, k, 32) or bf16 (P, kp/2, 32, 2); bias fp32 (P * 32,); P = ceil(n/32)
   LinearP p;
 };
 
-Linear make_linear(at::Tensor w, at::Tensor b, int64_t n) {
-  check_f32(w, "packed weight");
-  check_f32(b, "packed bias");
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  TORCH_CHECK(w.dim() == 3 && w.size(0) == panels && w.size(2) == kPanel && w.is_contiguous(),
-              "packed weight: expected a contiguous (", panels, ", k, ", kPanel, ") tensor for ", n,
-              " outputs, got shape ", w.sizes());
-  check_vec(b, panels * kPanel, "packed bias");
+// weight (n, k), bias (n,), any float dtype (Python folds scales in float64) -> the packed layout of
+// kernels.h, fp32 or bf16 (each value rounded once, to nearest even).
+Linear make_linear(const at::Tensor& weight, const at::Tensor& bias, bool bf16) {
+  TORCH_CHECK(weight.device().is_cpu() && weight.dim() == 2 && weight.is_floating_point() && weight.size(0) > 0 &&
+                  weight.size(1) > 0,
+              "weight: expected a non-empty (n, k) floating-point CPU tensor, got ", weight.scalar_type(), " ",
+              weight.sizes(), " on ", weight.device());
+  const int64_t n = weight.size(0), k = weight.size(1), panels = (n + kPanel - 1) / kPanel;
+  TORCH_CHECK(bias.device().is_cpu() && bias.is_floating_point() && bias.dim() == 1 && bias.size(0) == n,
+              "bias: expected a (", n, ",) floating-point CPU tensor, got ", bias.scalar_type(), " ", bias.sizes());
+  const int64_t kp = bf16 ? (k + kKAlign - 1) / kKAlign * kKAlign : k;
+  auto wp = at::zeros({panels * kPanel, kp}, weight.options().dtype(at::kDouble));
+  wp.narrow(0, 0, n).narrow(1, 0, k).copy_(weight);
+  at::Tensor w;
+  if (bf16)  // (P, 32, kp/2, 2) -> (P, kp/2, 32, 2): column j's k pairs side by side
+    w = wp.view({panels, kPanel, kp / 2, 2}).permute({0, 2, 1, 3}).contiguous().to(at::kBFloat16);
+  else
+    w = wp.view({panels, kPanel, k}).transpose(1, 2).contiguous().to(at::kFloat);
+  auto b = at::zeros({panels * kPanel}, bias.options().dtype(at::kFloat));
+  b.narrow(0, 0, n).copy_(bias);
   Linear l{w, b, {}};
-  l.p.w = w.data_ptr<float>();
+  if (bf16)
+    l.p.wb = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+  else
+    l.p.w = w.data_ptr<float>();
   l.p.b = b.data_ptr<float>();
   l.p.n = (int)n;
-  l.p.k = (int)w.size(1);
+  l.p.k = (int)k;
+  l.p.kp = (int)kp;
   return l;
 }
 
@@ -252,9 +280,9 @@ std::shared_ptr<Model> make_model(std::vector<std::shared_ptr<Module>> sensors, 
 // ---- ops ------------------------------------------------------------------------------------------
 
 at::Tensor rows(const at::Tensor& x, int64_t width, const char* what) {
-  check_f32(x, what);
+  check_act(x, what);
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == width, what, ": expected (..., ", width, "), got shape ", x.sizes());
-  return x.contiguous();
+  return as_f32(x);
 }
 
 at::Tensor linear(const at::Tensor& x, const Linear& w, int64_t epilogue, const c10::optional<at::Tensor>& residual) {
@@ -269,12 +297,12 @@ at::Tensor linear(const at::Tensor& x, const Linear& w, int64_t epilogue, const 
                 residual->sizes());
     y = rows(*residual, w.p.n, "residual").clone();
   } else {
-    y = at::empty(sizes, x.options());
+    y = at::empty(sizes, x.options().dtype(at::kFloat));
   }
   const int64_t M = xc.numel() / w.p.k;
   if (M > 0)
     kernels().linear(xc.data_ptr<float>(), M, w.p, (int)epilogue, y.data_ptr<float>(), y.data_ptr<float>(), threads());
-  return y;
+  return y.to(x.scalar_type());
 }
 
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
@@ -286,52 +314,52 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   if (xc.numel() > 0)
     kernels().layer_norm(xc.data_ptr<float>(), xc.numel() / C, (int)C, w.data_ptr<float>(), b.data_ptr<float>(),
                          (float)eps, y.data_ptr<float>(), threads());
-  return y;
+  return y.to(x.scalar_type());
 }
 
 at::Tensor lsr_block(const at::Tensor& x, const Block& b) {
-  check_f32(x, "lsr_block input");
+  check_act(x, "lsr_block input");
   TORCH_CHECK(x.dim() == 3 && x.size(2) == b.p.c, "lsr_block: expected x (batch, length, ", b.p.c, "), got ", x.sizes());
-  auto y = x.contiguous().clone();
+  auto y = as_f32(x).clone();
   if (y.numel() > 0) kernels().lsr_block(y.data_ptr<float>(), (int)x.size(0), (int)x.size(1), b.p, threads());
-  return y;
+  return y.to(x.scalar_type());
 }
 
 at::Tensor lsr_module(const at::Tensor& x, const Module& m) {
-  check_f32(x, "lsr_module input");
+  check_act(x, "lsr_module input");
   TORCH_CHECK(x.dim() == 3 && x.size(2) == m.p.c_in, "lsr_module: expected x (batch, length, ", m.p.c_in, "), got ",
               x.sizes());
   int64_t L = x.size(1);
   for (int s = 1; s < m.p.nstages; ++s) L /= m.p.down_stride[s - 1];
   TORCH_CHECK(L >= 1, "lsr_module: length ", x.size(1), " is too short for the downsample strides");
-  auto xc = x.contiguous();
-  auto y = at::empty({x.size(0), L, m.p.dims[m.p.nstages - 1]}, x.options());
+  auto xc = as_f32(x);
+  auto y = at::empty({x.size(0), L, m.p.dims[m.p.nstages - 1]}, xc.options());
   if (y.numel() > 0)
     kernels().lsr_module(xc.data_ptr<float>(), (int)x.size(0), (int)x.size(1), m.p, y.data_ptr<float>(), threads());
-  return y;
+  return y.to(x.scalar_type());
 }
 
 at::Tensor attention(const at::Tensor& qkv, int64_t heads, double scale) {
-  check_f32(qkv, "qkv");
+  check_act(qkv, "qkv");
   TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0 && (qkv.size(2) / 3) % heads == 0,
               "attention: expected qkv (batch, tokens, 3 * d) with d divisible by ", heads, " heads, got ", qkv.sizes());
-  auto qc = qkv.contiguous();
+  auto qc = as_f32(qkv);
   const int64_t d = qkv.size(2) / 3;
-  auto out = at::empty({qkv.size(0), qkv.size(1), d}, qkv.options());
+  auto out = at::empty({qkv.size(0), qkv.size(1), d}, qc.options());
   if (out.numel() > 0)
     kernels().attention(qc.data_ptr<float>(), (int)qkv.size(0), (int)qkv.size(1), (int)d, (int)heads, (float)scale,
                         out.data_ptr<float>(), threads());
-  return out;
+  return out.to(qkv.scalar_type());
 }
 
 at::Tensor encoder_layer(const at::Tensor& x, const EncoderLayer& l) {
-  check_f32(x, "encoder_layer input");
+  check_act(x, "encoder_layer input");
   const int64_t d = l.p.out.n;
   TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "encoder_layer: expected x (batch, tokens, ", d, "), got ", x.sizes());
-  auto y = x.contiguous().clone();
+  auto y = as_f32(x).clone();
   if (y.numel() > 0)
     kernels().encoder_layer(y.data_ptr<float>(), (int)x.size(0), (int)x.size(1), (int)d, l.p, threads());
-  return y;
+  return y.to(x.scalar_type());
 }
 
 at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
@@ -340,39 +368,51 @@ at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
   std::vector<InputP> in(xs.size());
   for (size_t i = 0; i < xs.size(); ++i) {
     const auto& x = xs[i];
-    check_f32(x, "sensor input");
+    check_act(x, "sensor input");
+    TORCH_CHECK(x.scalar_type() == xs[0].scalar_type(), "sensor ", i, ": expected ", xs[0].scalar_type(),
+                " like sensor 0, got ", x.scalar_type());
     const ModuleP& s = m.p.sensors[i];
     TORCH_CHECK(x.dim() == 3 && x.size(0) == B && x.size(1) == s.c_in && x.size(2) % K == 0,
                 "sensor ", i, ": expected (", B, ", ", s.c_in, ", K * L) with K = ", K, ", got ", x.sizes());
     int64_t L = x.size(2) / K;
     for (int st = 1; st < s.nstages; ++st) L /= s.down_stride[st - 1];
     TORCH_CHECK(L >= 1, "sensor ", i, ": slice length ", x.size(2) / K, " is too short for the downsamples");
-    in[i] = InputP{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), (int)x.size(2)};
+    in[i] = InputP{x.data_ptr(), x.scalar_type() == at::kBFloat16, x.stride(0), x.stride(1), x.stride(2),
+                   (int)x.size(2)};
   }
-  auto logits = at::empty({B, (int64_t)m.p.num_classes}, xs[0].options());
+  auto logits = at::empty({B, (int64_t)m.p.num_classes}, xs[0].options().dtype(at::kFloat));
   if (B > 0) kernels().forward(m.p, in.data(), (int)B, logits.data_ptr<float>(), threads());
-  return logits;
+  return logits.to(xs[0].scalar_type());
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.doc() = "umsnet_fast fused CPU engine (csrc/cpu); packed by umsnet_fast.backends.cpu";
+  // The packed layout and the epilogue codes are defined in csrc/cpu/kernels.h only; Python reads them here.
   mod.attr("PANEL") = kPanel;
+  mod.attr("EPILOGUE_BIAS") = (int)kBias;
+  mod.attr("EPILOGUE_GELU") = (int)kBiasGelu;
+  mod.attr("EPILOGUE_RESIDUAL") = (int)kBiasResidual;
   py::class_<Linear>(mod, "Linear")
       .def_property_readonly("n", [](const Linear& l) { return l.p.n; })
-      .def_property_readonly("k", [](const Linear& l) { return l.p.k; });
+      .def_property_readonly("k", [](const Linear& l) { return l.p.k; })
+      .def_property_readonly("bf16", [](const Linear& l) { return l.p.wb != nullptr; })
+      .def_property_readonly("packed", [](const Linear& l) { return l.w; }, "the packed weight (for tests)");
   py::class_<Block>(mod, "Block");
   py::class_<Module, std::shared_ptr<Module>>(mod, "Module");
   py::class_<EncoderLayer>(mod, "EncoderLayer");
   py::class_<Model, std::shared_ptr<Model>>(mod, "Model");
-  mod.def("make_linear", &make_linear, "packed (P, k, 32) weight, (P*32,) bias, n outputs -> Linear");
+  mod.attr("K_ALIGN") = kKAlign;
+  mod.def("make_linear", &make_linear, py::arg("weight"), py::arg("bias"), py::arg("bf16") = false,
+          "weight (n, k), bias (n,) -> Linear packed in fp32 panels, or in bf16 VNNI pairs with bf16=True");
   mod.def("make_block", &make_block);
   mod.def("make_module", &make_module);
   mod.def("make_layer", &make_layer);
   mod.def("make_model", &make_model);
   mod.def("isa", [] { return std::string(kernels().name); }, "instruction set of the kernels in use");
-  mod.def("set_isa", &set_isa, "choose the kernels: auto, avx512, avx2 or generic");
+  mod.def("bf16_path", [] { return std::string(kernels().bf16_path); }, "how the kernels in use multiply bf16 weights");
+  mod.def("set_isa", &set_isa, "choose the kernels: auto, amx, avx512bf16, avx512, avx2 or generic");
   mod.def("supported_isas", &supported_isas);
   // The ops run without the GIL, so Python threads compute in parallel: arguments are converted before
   // it is released and the result after it is re-acquired; in between only ATen's C++ API and the

@@ -218,3 +218,36 @@ def test_stream_targets_judge_the_measured_ratios():
                      "stream-cpu fp32 pool of 256 hops/s / window throughput at batch 256 = 1.50x (target >= 2x): "
                      "[red]not met[/]"]
     assert report.targets(dict(doc, machine={"device": "cpu"}, config=dict(doc["config"], stream=True))) == lines
+
+
+HAVE_OV = importlib.util.find_spec("openvino") is not None  # the `bench` extra
+
+
+def test_openvino_and_fast_cpu_in_fp32_and_bf16(tmp_path):
+    """OpenVINO on the shared ONNX export at both precision hints, our cpu backend in bf16, each cell
+    with its error against the float64 reference; without openvino its cells are skipped with the reason."""
+    engines = ("eager", "fast-cpu", "openvino") if "cpu" in _cpu_backends() else ("eager", "openvino")
+    cfg = runner.BenchConfig(slices=2, batch_sizes=(1, 3), dtypes=("fp32", "bf16"), threads=1,
+                             output=str(tmp_path), plot=False, engines=engines,
+                             latency_budget=QUICK, throughput_budget=QUICK)
+    doc, _ = runner.run(cfg)
+    rows = {(r["engine"], r["dtype"], r["batch"]): r for r in doc["results"]}
+    assert len(rows) == len(engines) * 4
+    # the engines run one after the other: all cells of one engine at one dtype are adjacent
+    order = [(r["engine"], r["dtype"]) for r in doc["results"]]
+    assert order == [(e, d) for d in ("fp32", "bf16") for e in engines for _ in (1, 3)]
+    for (engine, dtype, batch), row in rows.items():
+        if engine == "openvino" and not HAVE_OV:
+            assert row["status"] == "skipped" and "openvino is not installed" in row["reason"]
+            continue
+        assert row["status"] == "ok", row
+        # the same function as the float64 reference, within each precision's error
+        assert row["max_abs_err_vs_fp64"] < (1e-3 if dtype == "fp32" else 0.25), row
+    if HAVE_OV:
+        assert "INFERENCE_PRECISION_HINT bf16" in doc["notes"]["openvino-bf16"]
+        assert "INFERENCE_PRECISION_HINT f32" in doc["notes"]["openvino-f32"]
+        assert doc["versions"]["openvino"]
+
+
+def _cpu_backends():
+    return [n for n, i in runner.available_backends().items() if i.available]

@@ -5,6 +5,7 @@ tests/ops."""
 from __future__ import annotations
 
 import copy
+import math
 import functools
 import warnings
 
@@ -22,6 +23,7 @@ from umsnet_fast.weights import LSRModuleWeights
 _EXT, _REASON = _extensions.load_extension("_cpu")
 needs_ext = pytest.mark.skipif(_EXT is None, reason=f"cpu extension unavailable: {_REASON}")
 ISAS = _EXT.supported_isas() if _EXT is not None else []
+BF16 = torch.bfloat16
 
 if _EXT is not None:
     from umsnet_fast.backends import cpu as C
@@ -57,6 +59,29 @@ def test_bad_input_names_the_shape():
         _EXT.set_isa("sse9")
 
 
+@needs_ext
+def test_isa_selection_follows_the_cpu():
+    """AMX only where the CPU reports amx_tile and amx_bf16 (it would fault elsewhere); auto takes the best
+    build this CPU runs, and names its bf16 path."""
+    supported = _EXT.supported_isas()
+    _EXT.set_isa("auto")
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {w for line in f if line.startswith("flags") for w in line.split()}
+    except OSError:
+        pass
+    if "amx" in supported:
+        assert not flags or {"amx_tile", "amx_bf16"} <= flags
+    else:
+        with pytest.raises(RuntimeError, match="not supported"):
+            _EXT.set_isa("amx")
+    if flags and "avx512_bf16" not in flags:
+        assert "avx512bf16" not in supported
+    assert _EXT.isa() == supported[0]
+    assert _EXT.bf16_path() in backends.get_backend("cpu").summary
+
+
 # ---- whole model --------------------------------------------------------------------------------
 
 def _pair(preset, k, variant="A"):
@@ -80,6 +105,35 @@ def test_model_variants(preset, variant):
     xs = preset.example_inputs(1, k)
     fast(xs)  # packed weights cached: check_model's deepcopy must still work
     check_model(fast, ref, xs)
+
+
+@needs_ext
+@pytest.mark.parametrize("preset", [presets.HHAR, presets.MHEALTH], ids=lambda p: p.name)
+@pytest.mark.parametrize("variant", ["A", "B", "C"])
+def test_model_variants_bf16(preset, variant):
+    """A bf16 model with bf16 inputs: bf16 weights packed once (VNNI pairs), logits in bf16."""
+    k = 2 if preset is presets.HHAR else 1
+    fast, ref = _shared_pair(preset.name, k, variant)
+    out = check_model(fast, ref, preset.example_inputs(1, k), dtype=torch.bfloat16)
+    assert out.dtype == torch.bfloat16
+
+
+@needs_ext
+def test_model_bf16_all_isas(isa):
+    """The whole bf16 model under each build: vdpbf16ps (avx512bf16), the portable widening path (the
+    others), AMX where present; batch 3 over odd slice lengths, non-contiguous inputs."""
+    fast, ref = _shared_pair("hhar", 3)
+    xs = [_noncontig(x) for x in presets.HHAR.example_inputs(3, 3)]
+    check_model(fast, ref, xs, dtype=torch.bfloat16)
+
+
+@needs_ext
+def test_model_bf16_odd_widths_and_lengths():
+    sensors = [umsnet_fast.SensorSpec("a", 3), umsnet_fast.SensorSpec("b", 2)]
+    ref = randomize_(ReferenceUMSNet(sensors, 5, 3, "A", dims=(12, 20, 36, 52), fusion_dims=(24, 40, 40, 56),
+                                     embed_dim=48, num_heads=3, mlp_dim=80)).eval()
+    fast = UMSNet.from_reference(ref, backend="cpu").eval()
+    check_model(fast, ref, [torch.randn(9, s.channels, 3 * 11) for s in sensors], dtype=torch.bfloat16)
 
 
 @needs_ext
@@ -187,8 +241,41 @@ def test_extension_built_for_another_torch(monkeypatch, fresh_registry):
 
 
 @needs_ext
-def test_auto_picks_cpu_for_float32_only():
+def test_auto_picks_cpu_for_float32_and_bfloat16():
     model = UMSNet(**presets.HHAR.model_kwargs(2), variant="A")
     assert model.active_backend("cpu", torch.float32) == "cpu"
+    assert model.active_backend("cpu", torch.bfloat16) == "cpu"
     assert model.active_backend("cpu", torch.float64) == "reference"
+    assert model.active_backend("cpu", torch.float16) == "reference"
     assert umsnet_fast.available_backends()["cpu"].available
+
+
+# ---- the bf16 packed layout (VNNI pairs, the operand of vdpbf16ps and of AMX tiles)
+
+def _w(*shape):
+    return torch.randn(*shape, dtype=torch.float64) / math.sqrt(shape[-1])
+
+
+@needs_ext
+def test_bf16_weights_are_packed_as_bf16():
+    assert C.pack_linear(_w(70, 33).to(BF16), (0.1 * torch.randn(70, dtype=torch.float64)).to(BF16)).bf16
+    assert not C.pack_linear(_w(70, 33).float(), (0.1 * torch.randn(70, dtype=torch.float64)).float()).bf16
+
+
+@needs_ext
+@pytest.mark.parametrize("n,k", [(70, 33), (16, 1), (32, 64)])
+def test_vnni_layout(n, k):
+    """make_linear's bf16 layout (csrc/cpu/kernels.h): panel p, pair kk, column j, t = W[32p + j, 2kk + t]
+    rounded once to bf16, zero past n and k, k padded to the extension's K_ALIGN."""
+    w = _w(n, k)
+    packed = C.pack_linear(w.to(BF16), None).packed
+    panel, align = _EXT.PANEL, _EXT.K_ALIGN
+    panels, kp = -(-n // panel), -(-k // align) * align
+    assert packed.dtype == BF16 and packed.shape == (panels, kp // 2, panel, 2)
+    expected = torch.zeros(panels * panel, kp, dtype=BF16)
+    expected[:n, :k] = w.to(BF16)
+    expected = expected.view(panels, panel, kp // 2, 2).permute(0, 2, 1, 3)
+    assert torch.equal(packed, expected)
+    fp32 = C.pack_linear(w.float(), None).packed
+    assert fp32.dtype == torch.float32 and fp32.shape == (panels, k, panel)
+    assert torch.equal(fp32.transpose(1, 2).reshape(panels * panel, k)[:n], w.float())

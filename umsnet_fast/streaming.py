@@ -23,7 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import torch
 
-from .backends import backend_stages, resolve_backend
+from .backends import resolve_backend
 from .capture import capture_graph, resolve_slice_lengths
 
 __all__ = ["Stream", "StreamPool"]
@@ -217,7 +217,7 @@ class _Runner:
         prepared = self.model._weights_for(self.backend, self.device, self.dtype)
         if prepared is self._prepared:
             return
-        stages = backend_stages(self.backend, prepared)
+        stages = self.backend.stages(prepared)
         self._prepared, self.generation = prepared, self.generation + 1
         slice_shapes = [(n, c) for n, c in zip(self.slice_lengths, self.channels)]
         if self.graphs:

@@ -10,6 +10,7 @@
 #pragma GCC target("avx2,fma,bmi,bmi2,f16c")
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define UMS_MR 4
+#define UMS_BF16_PATH "bf16 weights widened to fp32 (AVX2 FMA)"
 #define UMS_ISA_NAME "avx2"
 namespace umsnet_cpu {
 namespace avx2 {
@@ -20,7 +21,7 @@ namespace avx2 {
 #else
 namespace umsnet_cpu {
 namespace avx2 {
-extern const KernelTable kTable = {"avx2", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+extern const KernelTable kTable = {"avx2", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 }  // namespace avx2
 }  // namespace umsnet_cpu
 #endif

@@ -3,22 +3,31 @@
 // Nothing here sees torch: the bindings (csrc/cpu_bindings.cpp) fill these structs with pointers
 // into packed tensors they keep alive. All activations are fp32, channels-last, row-major.
 //
-// Packed Linear layout (umsnet_fast/backends/cpu.py, pack_linear): an (n, k) weight becomes
-// ceil(n / 32) panels of 32 output columns, each panel (k, 32) row-major, zero-padded past n; the
-// bias is zero-padded to a multiple of 32. The microkernel streams one panel row (2 x 16 floats) per
-// step of k and broadcasts one input element per row of the register tile.
+// Packed Linear layout (packed once by make_linear in csrc/cpu_bindings.cpp, the layout's only
+// producer; Python reads kPanel and the epilogue codes from the extension). An (n, k) weight becomes
+// ceil(n / 32) panels of 32 output columns, zero-padded past n; the bias, fp32 in both layouts, is
+// zero-padded to a multiple of 32.
+//   fp32: each panel (k, 32) row-major. The microkernel streams one panel row (2 x 16 floats) per step
+//         of k and broadcasts one input element per row of the register tile.
+//   bf16: each panel (kp / 2, 32, 2), kp = k rounded up to kKAlign with zero rows: the pairs of
+//         consecutive k of one column side by side ("VNNI" pairs), the operand layout of AVX512-BF16
+//         vdpbf16ps (one 32-bit lane = one column's pair) and of an AMX B tile (a tile row = 16 columns'
+//         pairs, 64 bytes, at a stride of 128 bytes). kp is a multiple of an AMX tile's 32 bf16 of k so
+//         that tiles need no tail; the other kernels stop at ceil(k / 2) pairs.
 #pragma once
 #include <cstdint>
 
 namespace umsnet_cpu {
 
 constexpr int kPanel = 32;     // output columns per packed panel
+constexpr int kKAlign = 32;    // bf16 layout: k padded to a multiple of this
 constexpr int kMaxStages = 8;
 
 struct LinearP {
-  const float* w = nullptr;    // (ceil(n/32), k, 32)
+  const float* w = nullptr;    // fp32 weights: (ceil(n/32), k, 32), or nullptr when wb is set
+  const uint16_t* wb = nullptr;  // bf16 weights: (ceil(n/32), kp/2, 32, 2), or nullptr when w is set
   const float* b = nullptr;    // (ceil(n/32) * 32,)
-  int n = 0, k = 0;
+  int n = 0, k = 0, kp = 0;    // kp: k padded to kKAlign (bf16 layout only)
 };
 
 // Epilogues of the fused GEMM: y = x W^T + b, then GELU, or + residual.
@@ -74,14 +83,17 @@ struct ModelP {
 
 // One sensor's window: element (b, c, t) at x[b*sb + c*sc + t*st] (strides in elements).
 struct InputP {
-  const float* x = nullptr;
+  const void* x = nullptr;               // float, or bf16 (uint16_t bits) when bf16 is set
+  bool bf16 = false;
   int64_t sb = 0, sc = 0, st = 0;
   int length = 0;                        // T = K * L
 };
 
-// The entry points of one instruction-set build (generic, avx2, avx512): same code, other target.
+// The entry points of one instruction-set build (generic, avx2, avx512, avx512bf16, amx): same code,
+// other target. The builds differ in the GEMM's inner kernel for bf16 weights (bf16_path).
 struct KernelTable {
   const char* name;
+  const char* bf16_path;  // how this build multiplies bf16 weights
   // logits (batch, num_classes) of the whole model; inputs: nsensors views; scratch for the features.
   void (*forward)(const ModelP& m, const InputP* xs, int batch, float* logits, int threads);
   // y (M, n) = epilogue(x (M, k) W^T + b); residual (M, n) for kBiasResidual (may alias y).
@@ -104,10 +116,15 @@ struct KernelTable {
 namespace generic { extern const KernelTable kTable; }
 namespace avx2 { extern const KernelTable kTable; }
 namespace avx512 { extern const KernelTable kTable; }
+namespace avx512bf16 { extern const KernelTable kTable; }
+namespace amx { extern const KernelTable kTable; }
 
-// The table for `name` ("auto", "generic", "avx2", "avx512"); nullptr when this CPU cannot run it.
+// The builds, best first: what `auto` picks is the first this CPU runs.
+constexpr const char* kIsaNames[] = {"amx", "avx512bf16", "avx512", "avx2", "generic"};
+
+// The table for `name` ("auto" or one of kIsaNames); nullptr when this CPU cannot run it.
 const KernelTable* select_kernels(const char* name);
-// Whether this CPU can run the named build.
+// Whether this CPU can run the named build ("amx" also asks Linux for the AMX tile state first).
 bool isa_supported(const char* name);
 
 }  // namespace umsnet_cpu

@@ -14,7 +14,7 @@ import torch
 from .base import Backend, BackendUnavailable
 
 __all__ = ["Backend", "BackendInfo", "BackendUnavailable", "BACKEND_NAMES", "available_backends", "backend_instance",
-           "get_backend", "resolve_backend", "backend_stages"]
+           "get_backend", "resolve_backend"]
 
 # name -> module defining BACKEND. The order is `auto`'s preference (fastest first); reference stays last.
 _BACKEND_MODULES = {
@@ -24,10 +24,6 @@ _BACKEND_MODULES = {
     "reference": "umsnet_fast.backends.reference",
 }
 BACKEND_NAMES = tuple(_BACKEND_MODULES)
-
-# Streaming stage ops that live beside a backend's module rather than in it (cpu: cpu_stages.py, kept
-# apart while cpu.py changes on another branch; it can become CpuBackend.stages). Others: Backend.stages.
-_STAGE_MODULES = {"cpu": "umsnet_fast.backends.cpu_stages"}
 
 _loaded: dict[str, Backend | BackendUnavailable] = {}
 _warned: set[str] = set()
@@ -109,11 +105,3 @@ def resolve_backend(requested: str, device: torch.device, dtype: torch.dtype) ->
         if b.preferred_for(device) and b.input_unsupported_reason(device, dtype) is None:
             return b
     return get_backend("reference")
-
-
-def backend_stages(backend: Backend, prepared):
-    """The streaming steps (umsnet_fast.forward.Stages) of `backend` over its prepared weights."""
-    module = _STAGE_MODULES.get(backend.name)
-    if module is not None:
-        return importlib.import_module(module).stages(prepared)
-    return backend.stages(prepared)

@@ -1,18 +1,24 @@
-"""The `cpu` backend: the fused C++ engine of csrc/cpu (extension umsnet_fast._cpu), fp32.
+"""The `cpu` backend: the fused C++ engine of csrc/cpu (extension umsnet_fast._cpu), fp32 and bf16.
 
 Weights are packed once per parameter change (the model caches `prepare`'s result on a fingerprint of
-its parameters): every Linear into panels of 32 output columns, (ceil(n/32), k, 32), zero-padded;
-LayerScale gamma folded into the block's second Linear, the attention scale 1/sqrt(head_dim) into the
-q rows of the packed projection, BatchNorm already folded into the downsample (umsnet_fast.weights).
-The whole eval forward is then one C++ call. The fine ops (lsr_block, linear, attention, ...) take the
-*_ref signatures, pack their weights on each call, and exist so that each kernel is tested alone.
+its parameters): LayerScale gamma folded into the block's second Linear and the attention scale
+1/sqrt(head_dim) into the q rows of the projection here, in float64 (BatchNorm is already folded into
+the downsample by umsnet_fast.weights); the extension's make_linear then packs each matrix into its
+layout (csrc/cpu/kernels.h, the layout's only owner): fp32 panels for an fp32 model, bf16 VNNI pairs
+for a bf16 one. The whole eval forward is then one C++ call. The fine ops (lsr_block, linear,
+attention, ...) take the *_ref signatures, pack their weights on each call, and exist so that each
+kernel is tested alone.
 
-Environment: UMSNET_FAST_CPU_ISA=auto|avx512|avx2|generic picks the kernels' instruction set (also
-`set_isa`); threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the
-rows of a sensor tile at the last stage, a tuning knob.
+bf16: a bfloat16 model with bfloat16 inputs. Only the matrix products use bf16 operands (fp32
+accumulation); LayerNorm, GELU, softmax, the depthwise conv, the residual stream and every other
+activation stay fp32 inside the engine (vectors such as LayerNorm weights and biases are widened to
+fp32 when packed), and the logits are rounded to bf16 at the end. The bf16 product runs on AMX tiles,
+AVX512-BF16 vdpbf16ps, or, on CPUs with neither, as fp32 FMAs on the bf16 weights widened to fp32.
 
-The packing goes through `_pack_dtype` so that a bf16 path (DESIGN.md section 5) can add a second
-packed dtype without touching the layout code.
+Environment: UMSNET_FAST_CPU_ISA=auto|amx|avx512bf16|avx512|avx2|generic picks the kernels'
+instruction set (also `set_isa`; avx512 and below run bf16 models on the widening fallback);
+threads follow torch.get_num_threads(). UMSNET_FAST_CPU_TILE_ROWS (default 24) sets the rows of a
+sensor tile at the last stage, a tuning knob.
 """
 from __future__ import annotations
 
@@ -24,15 +30,9 @@ from typing import Any
 import torch
 
 from .. import _extensions
-from ..forward import OpSet
+from ..forward import OpSet, Stages
 from ..weights import BlockWeights, EncoderLayerWeights, LSRModuleWeights, ModelWeights
 from .base import Backend
-
-PANEL = 32  # output columns per packed panel; csrc/cpu/kernels.h kPanel
-
-# Epilogues of the C++ linear: y = x W^T + b, then nothing / GELU / + residual.
-EPILOGUE_BIAS, EPILOGUE_GELU, EPILOGUE_RESIDUAL = 0, 1, 2
-
 
 @functools.cache
 def _ext():
@@ -43,15 +43,15 @@ def _ext():
 
 
 def _pack_dtype(t: torch.Tensor) -> torch.Tensor:
-    # The only packed dtype so far; a bf16 path would choose here.
-    return t.to(torch.float32).contiguous()
+    # Vectors (norm weights, biases, depthwise taps, tokens) are fp32 for fp32 and bf16 models alike.
+    return t.detach().to(torch.float32).contiguous()
 
 
 def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor | None = None):
     """weight (n, k), bias (n,) or None, scale (n,) or None (multiplies output n: W and b) -> _cpu.Linear.
 
-    Packed weight: (ceil(n / 32), k, 32), panel p holding output columns 32p .. 32p + 31, zero past n;
-    packed bias: (ceil(n / 32) * 32,). Scaling happens in float64 before the cast.
+    Packed in bf16 VNNI pairs when the weight is bfloat16, else in fp32 panels (the layouts: csrc/cpu/kernels.h).
+    Scaling happens in float64, before the one rounding to the packed dtype.
     """
     n, k = weight.shape
     w = weight.detach().double()
@@ -59,12 +59,7 @@ def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Te
     if scale is not None:
         s = scale.detach().double()
         w, b = w * s[:, None], b * s
-    panels = -(-n // PANEL)
-    wp = w.new_zeros(panels * PANEL, k)
-    wp[:n] = w
-    bp = w.new_zeros(panels * PANEL)
-    bp[:n] = b
-    return _ext().make_linear(_pack_dtype(wp.view(panels, PANEL, k).transpose(1, 2)), _pack_dtype(bp), n)
+    return _ext().make_linear(w, b, weight.dtype == torch.bfloat16)
 
 
 def pack_block(b: BlockWeights):
@@ -93,27 +88,12 @@ def pack_layer(w: EncoderLayerWeights):
                              float(w.eps), int(w.num_heads), 1.0)
 
 
-def pack_model(w: ModelWeights):
-    return _ext().make_model([pack_module(m) for m in w.sensors], pack_module(w.fusion),
-                             pack_linear(w.token_weight, w.token_bias), _pack_dtype(w.cls_token),
-                             _pack_dtype(w.pos_embed), [pack_layer(lw) for lw in w.layers],
-                             _pack_dtype(w.norm_weight), _pack_dtype(w.norm_bias), float(w.norm_eps),
-                             pack_linear(w.head_weight, w.head_bias), w.pos_embed.shape[0] - 1)
-
-
-@dataclass
-class CpuWeights:
-    """What `prepare` returns: the plain weights (fp32) and the packed engine built from them."""
-    weights: ModelWeights
-    engine: Any  # _cpu.Model
-
-
 # ---- ops with the *_ref signatures (umsnet_fast.ops) ------------------------------------------------
 
 def linear_layernorm(x, weight, bias, ln_weight, ln_bias, eps=1e-6):
     """x (batch, length, C_in) -> LayerNorm(x W^T + b): (batch, length, C)."""
-    return _ext().layer_norm(_ext().linear(x, pack_linear(weight, bias)), ln_weight.contiguous(),
-                             ln_bias.contiguous(), eps)
+    return _ext().layer_norm(_ext().linear(x, pack_linear(weight, bias)), _pack_dtype(ln_weight),
+                             _pack_dtype(ln_bias), eps)
 
 
 def lsr_block(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps=1e-6):
@@ -130,7 +110,7 @@ def downsample(x, weight, bias, stride):
 
 def layer_norm(x, weight, bias, eps):
     """LayerNorm over the last axis. x (..., C)."""
-    return _ext().layer_norm(x, weight.contiguous(), bias.contiguous(), eps)
+    return _ext().layer_norm(x, _pack_dtype(weight), _pack_dtype(bias), eps)
 
 
 def linear(x, weight, bias):
@@ -146,8 +126,8 @@ def attention(qkv, num_heads):
 
 def mlp_residual(h, w1, b1, w2, b2, gamma, residual):
     """residual + gamma * (GELU(h W1^T + b1) W2^T + b2); h, residual (..., C)."""
-    hidden = _ext().linear(h, pack_linear(w1, b1), EPILOGUE_GELU)
-    return _ext().linear(hidden, pack_linear(w2, b2, gamma), EPILOGUE_RESIDUAL, residual)
+    hidden = _ext().linear(h, pack_linear(w1, b1), _ext().EPILOGUE_GELU)
+    return _ext().linear(hidden, pack_linear(w2, b2, gamma), _ext().EPILOGUE_RESIDUAL, residual)
 
 
 def lsr_module(x, w: LSRModuleWeights):
@@ -170,8 +150,59 @@ CPU_OPS = OpSet("cpu", linear_layernorm=linear_layernorm, lsr_block=lsr_block, d
                 lsr_module=lsr_module, encoder_layer=encoder_layer, forward=forward)
 
 
+@dataclass
+class CpuWeights:
+    """What `prepare` returns: the plain weights (fp32 or bf16), their packed parts, and the engine
+    built from those parts (the whole forward in one call); streaming runs the parts (`stages`)."""
+    weights: ModelWeights
+    sensors: list  # _cpu.Module per sensor
+    fusion: Any    # _cpu.Module
+    token: Any     # _cpu.Linear
+    layers: list   # _cpu.EncoderLayer per layer
+    head: Any      # _cpu.Linear
+    engine: Any    # _cpu.Model
+
+
+def pack_model(w: ModelWeights) -> CpuWeights:
+    sensors, fusion = [pack_module(m) for m in w.sensors], pack_module(w.fusion)
+    token, head = pack_linear(w.token_weight, w.token_bias), pack_linear(w.head_weight, w.head_bias)
+    layers = [pack_layer(lw) for lw in w.layers]
+    engine = _ext().make_model(sensors, fusion, token, _pack_dtype(w.cls_token), _pack_dtype(w.pos_embed), layers,
+                               _pack_dtype(w.norm_weight), _pack_dtype(w.norm_bias), float(w.norm_eps), head,
+                               w.pos_embed.shape[0] - 1)
+    return CpuWeights(w, sensors, fusion, token, layers, head, engine)
+
+
+def stages(prepared: CpuWeights) -> Stages:
+    """Stage 1 and stages 2-3 for streaming, on the parts `prepare` packed (the op sequence stays
+    umsnet_fast.forward's run_slice_features / run_window_head): the ops below look a module, layer or
+    Linear up by the identity of its plain weights and run its packed form; the coarse ops of CPU_OPS
+    would pack theirs on every call (they exist to test each kernel)."""
+    w = prepared.weights
+    modules = {id(m): p for m, p in zip((*w.sensors, w.fusion), (*prepared.sensors, prepared.fusion))}
+    layers = {id(lw): p for lw, p in zip(w.layers, prepared.layers)}
+    linears = {id(w.token_weight): prepared.token, id(w.head_weight): prepared.head}
+
+    def stage_lsr_module(x, w):
+        packed = modules.get(id(w))
+        return _ext().lsr_module(x, packed) if packed is not None else lsr_module(x, w)
+
+    def stage_encoder_layer(x, w):
+        packed = layers.get(id(w))
+        return _ext().encoder_layer(x, packed) if packed is not None else encoder_layer(x, w)
+
+    def stage_linear(x, weight, bias):
+        packed = linears.get(id(weight))
+        return _ext().linear(x, packed) if packed is not None else linear(x, weight, bias)
+
+    ops = OpSet("cpu-stages", lsr_module=stage_lsr_module, encoder_layer=stage_encoder_layer, linear=stage_linear,
+                layer_norm=layer_norm)
+    return Stages(ops, w)
+
+
 def set_isa(name: str) -> None:
-    """Choose the kernels: 'auto' (best this CPU runs), 'avx512', 'avx2' or 'generic' (portable)."""
+    """Choose the kernels: 'auto' (best this CPU runs), 'amx', 'avx512bf16', 'avx512', 'avx2' or 'generic'
+    (portable). The fp32 path of amx and avx512bf16 is avx512's; they differ in the bf16 product."""
     _ext().set_isa(name)
 
 
@@ -180,18 +211,25 @@ def isa() -> str:
     return _ext().isa()
 
 
+def bf16_path() -> str:
+    """How the kernels in use multiply bf16 weights (AMX tiles, vdpbf16ps, or widened to fp32)."""
+    return _ext().bf16_path()
+
+
 class CpuBackend(Backend):
     name = "cpu"
     device_types = ("cpu",)
-    dtypes = (torch.float32,)
+    dtypes = (torch.float32, torch.bfloat16)
     auto_device_types = ("cpu",)
 
     @property
     def summary(self) -> str:
-        text = "fused C++ engine (csrc/cpu): OpenMP, AVX-512 / AVX2 / portable kernels chosen at run time"
+        text = ("fused C++ engine (csrc/cpu), fp32 and bf16: OpenMP, AMX / AVX512-BF16 / AVX-512 / AVX2 / portable "
+                "kernels chosen at run time")
         ext, _ = _extensions.load_extension("_cpu")
         try:
-            return f"{text}; using {ext.isa()} with {torch.get_num_threads()} threads" if ext else text
+            return (f"{text}; using {ext.isa()} (bf16: {ext.bf16_path()}) with {torch.get_num_threads()} threads"
+                    if ext else text)
         except RuntimeError:
             return text
 
@@ -209,8 +247,10 @@ class CpuBackend(Backend):
         return CPU_OPS
 
     def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> CpuWeights:
-        weights = weights.to(device=device, dtype=dtype)
-        return CpuWeights(weights, pack_model(weights))
+        return pack_model(weights.to(device=device, dtype=dtype))
+
+    def stages(self, prepared: CpuWeights) -> Stages:
+        return stages(prepared)
 
 
 BACKEND = CpuBackend()
