@@ -96,15 +96,18 @@ class CompiledUMSNet:
         # Static inputs; the warm-up runs on random data, not zeros.
         inputs = [torch.randn(batch_size, s.channels, k * length, device=self.device, dtype=self.dtype)
                   for s, length in zip(self.config.sensors, self.slice_lengths)]
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):  # warm-up: Triton JIT, library handles, autotuning
-            for _ in range(self.warmup):
-                self._forward(inputs)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            output = self._forward(inputs)
+        with torch.cuda.device(self.device):  # the model's device, whichever is current
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            # Warm-up, at least once whatever `warmup` says: Triton JIT compilation, autotuning, library
+            # handles and first-call allocations cannot happen inside a capture.
+            with torch.cuda.stream(side):
+                for _ in range(max(1, self.warmup)):
+                    self._forward(inputs)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                output = self._forward(inputs)
         self._entries[batch_size] = _Entry(batch_size, inputs, output, graph)
 
     def _recapture_all(self) -> None:
@@ -133,9 +136,10 @@ class CompiledUMSNet:
     def _run(self, entry: _Entry, tensors: list[torch.Tensor]) -> torch.Tensor:
         if entry.graph is None:
             return self._forward(tensors)
-        for static, x in zip(entry.inputs, tensors):
-            static.copy_(x)
-        entry.graph.replay()
+        with torch.cuda.device(self.device):  # replay on the model's device's current stream
+            for static, x in zip(entry.inputs, tensors):
+                static.copy_(x)
+            entry.graph.replay()
         return entry.output
 
     def __call__(self, xs) -> torch.Tensor:
@@ -207,13 +211,16 @@ def compile(model: UMSNet, batch_size: int = 1, dtype: torch.dtype | None = None
     backend: default: the model's `backend` ('auto' resolves for this device and dtype).
     on_new_batch: "capture" (default) captures another batch size on first sight; "raise" refuses it.
     copy_output: return a fresh tensor (default) rather than the static output buffer.
-    warmup: eager runs before each capture (JIT compilation, autotuning, library handles).
+    warmup: eager runs before each capture (JIT compilation, autotuning, library handles); on CUDA at
+        least one runs even with warmup=0, outside the capture, so that nothing compiles or tunes inside it.
     """
     if not isinstance(model, UMSNet):
         raise TypeError(f"umsnet_fast.compile needs a umsnet_fast.UMSNet, got {type(model).__module__}."
                         f"{type(model).__name__}; convert a reference model with UMSNet.from_reference(ref)")
     if on_new_batch not in ("capture", "raise"):
         raise ValueError(f"on_new_batch must be 'capture' or 'raise', got {on_new_batch!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
     lengths = _resolve_slice_lengths(model, slice_length)
     p = next(model.parameters())
     device = torch.device(device) if device is not None else p.device
