@@ -4,8 +4,8 @@
 - fast-<backend>: `umsnet_fast.UMSNet` on each backend that `available_backends()` says can run here.
 - fast-<backend>-graph (CUDA): the same through `umsnet_fast.compile` (one CUDA graph per batch size).
 - inductor, inductor-reduce-overhead, inductor-max-autotune: `torch.compile` of the reference (modes
-  default / reduce-overhead / max-autotune; the last two on CUDA only), one static-shape compile per
-  batch size (`dynamic=False`: each batch size gets inductor's best code for that shape).
+  default / reduce-overhead / max-autotune; the last two on CUDA only), compiled once per dtype with
+  `dynamic=False`: each batch size is one static-shape recompile (inductor's best code for that shape).
 - onnxruntime (CPU, fp32): ONNX Runtime on `torch.onnx.export` of the reference (the dynamo exporter
   when it works, else the TorchScript one; which one is recorded), intra-op threads = the run's
   threads, spinning off, all graph optimisations.
@@ -140,10 +140,15 @@ class InductorEngine(Engine):
         if mode != "default":
             self.device_types = ("cuda",)
 
+    def prepare(self, ctx, dtype):
+        # One torch.compile per dtype: each new batch size is one static-shape recompile of it (dynamo
+        # guards on the shapes), with nothing thrown away in between.
+        torch._dynamo.reset()
+        self._compiled = torch.compile(ctx.reference_as(dtype), mode=None if self.mode == "default" else self.mode,
+                                       dynamic=False)
+
     def make(self, ctx, dtype, batch):
-        torch._dynamo.reset()  # a fresh cache per cell: no recompile limit, no stale graphs
-        compiled = torch.compile(ctx.reference_as(dtype), mode=None if self.mode == "default" else self.mode,
-                                 dynamic=False)
+        compiled = self._compiled
         if self.mode != "default":  # both GPU modes replay CUDA graphs: mark each call as a new step
             def call(xs):
                 torch.compiler.cudagraph_mark_step_begin()
@@ -152,6 +157,7 @@ class InductorEngine(Engine):
         return _no_grad(compiled)
 
     def finish(self, ctx, dtype):
+        self._compiled = None
         torch._dynamo.reset()
 
 

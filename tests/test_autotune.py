@@ -14,6 +14,7 @@ import triton.language as tl  # noqa: E402
 from umsnet_fast.kernels import _common  # noqa: E402
 
 DEVICE = _common.runnable_device() or "cpu"
+RUNS_ON_GPU = True  # on a GPU the same tests launch on CUDA (conftest.py: --gpu-suite keeps them)
 pytestmark = pytest.mark.skipif(_common.runnable_device() is None, reason="needs a GPU or TRITON_INTERPRET=1")
 
 CONFIGS = [triton.Config(dict(BLOCK_M=b), num_warps=w) for b, w in ((16, 4), (32, 4), (64, 8))]

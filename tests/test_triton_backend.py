@@ -24,6 +24,7 @@ from umsnet_fast.reference import UMSNet as ReferenceUMSNet  # noqa: E402
 from umsnet_fast.testing import check_model, randomize_  # noqa: E402
 
 DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
+RUNS_ON_GPU = True  # the unmarked tests run on CUDA where there is a GPU (conftest.py: --gpu-suite keeps them)
 
 # Small configurations for the interpreter: widths not powers of 2, two blocks in a stage, odd and
 # minimal slice lengths, K = 1, batch 1.
