@@ -258,7 +258,9 @@ def bench(plan_name: str, output: str, quick: bool, time_per_cell: float) -> int
 def load_bench(out: Path) -> dict | None:
     """The benchmark documents under out/bench-*/ merged into one (results of all, config of the first)."""
     docs = []
-    for path in sorted(out.glob("bench-*/*.json")):
+    order = list(PLANS)
+    for path in sorted(out.glob("bench-*/*.json"),
+                       key=lambda p: (order.index(p.parent.name[6:]) if p.parent.name[6:] in order else 99, p.name)):
         try:
             docs.append(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -351,17 +353,25 @@ def summary(out: Path) -> int:
     return 0
 
 
+_OUTCOMES = "PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS"
+
+
 def count_tests(log: Path) -> dict:
-    """Outcome counts from a pytest -v log (also of a run killed before its closing line)."""
+    """Outcome counts from a pytest -v log, with or without xdist (also of a run killed before its
+    closing line): one per test and outcome."""
     import re
-    counts: dict = {}
+    xdist = re.compile(rf"^\[gw\d+\] \[\s*\d+%\] ({_OUTCOMES}) (tests/\S.*?)\s*$")
+    plain = re.compile(rf"^(tests/\S.*?) ({_OUTCOMES})(?: \[\s*\d+%\])?\s*$")
     seen = set()
-    for m in re.finditer(r"\b(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b \[?\s*\d*%?\]? ?(tests/\S+)|"
-                         r"(tests/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)", log.read_text(errors="replace")):
-        outcome, node = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        if (node, outcome) not in seen:
-            seen.add((node, outcome))
-            counts[outcome.lower()] = counts.get(outcome.lower(), 0) + 1
+    for line in log.read_text(errors="replace").splitlines():
+        m = xdist.match(line)
+        if m:
+            seen.add((m.group(2), m.group(1)))
+        elif (m := plain.match(line)):
+            seen.add((m.group(1), m.group(2)))
+    counts: dict = {}
+    for _, outcome in seen:
+        counts[outcome.lower()] = counts.get(outcome.lower(), 0) + 1
     return counts
 
 

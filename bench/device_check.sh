@@ -83,8 +83,9 @@ say() { printf '\n== %s ==\n' "$*"; }
 
 write_check() {  # $OUT/check.json from the scratch records (python, stdlib only: run by path)
   local meta
-  meta=$(printf '{"dry_run": %s, "gpu": "%s", "started": "%s", "elapsed_s": %d, "total_s": %d}' \
+  meta=$(printf '{"dry_run": %s, "gpu": "%s", "commit": "%s", "started": "%s", "elapsed_s": %d, "total_s": %d}' \
     "$([[ $DRY_RUN == 1 ]] && echo true || echo false)" "$(cat "$WORK/gpu.txt" 2>/dev/null || echo unknown)" \
+    "$(git rev-parse --short HEAD 2>/dev/null || echo "unknown (no .git)")" \
     "$(date -u -d "@$T0" +%FT%TZ)" $(( $(date +%s) - T0 )) "$TOTAL")
   "$PY" bench/device_check.py write-check "$OUT" "$WORK" --meta "$meta" || echo "(check.json not written)"
 }
@@ -231,6 +232,9 @@ step_smoke_triton() {
     for ((i = 0; i < TRITON_CONFIGS; i++)); do
       # config 0 also runs the odd config and a captured forward
       if [[ $i == 0 ]]; then cases=(--cases hhar,odd --capture); else cases=(--cases hhar); fi
+      if [[ "$DRY_RUN" == 1 ]]; then  # the interpreter takes ~1 s a kernel launch: a case per process
+        if [[ $dtype == fp32 ]]; then cases=(--cases hhar --capture); else cases=(--cases odd); fi
+      fi
       UMSNET_FAST_AUTOTUNE=config:$i smoke_job "triton-$dtype-config$i" --backend triton --dtype "$dtype" "${cases[@]}"
       pids+=($!)
     done

@@ -128,9 +128,15 @@ def check_tensor(name: str, t, ndim: int | None = None, shape: tuple | None = No
                          "tensors when TRITON_INTERPRET=1 was set before umsnet_fast.kernels was imported")
 
 
+# how many configs each autotune_configs() call was given (on a GPU): bench/device_check.sh runs one
+# smoke process per config index up to the largest
+GPU_CONFIG_COUNTS: list[int] = []
+
+
 def autotune_configs(options: list[dict], interpret: dict) -> list[triton.Config]:
     """triton.Configs from dicts of meta-parameters (+ num_warps/num_stages). Under the interpreter a
     single config (`interpret`), so Triton's autotuner does not benchmark."""
+    GPU_CONFIG_COUNTS.append(len(options))
     if INTERPRET:
         return [triton.Config(interpret)]
     out = []
