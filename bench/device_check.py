@@ -167,9 +167,10 @@ def smoke(backend: str, dtype_name: str, cases: list[str], capture: bool, quick:
         oracle = copy.deepcopy(ref).to(device, torch.float64)
         g = torch.Generator().manual_seed(8)
 
-        def inputs(b):
-            return [torch.randn(b, s.channels, k * n, generator=g, dtype=torch.float64).to(device)
-                    for s, n in zip(sensors, lengths)]
+        shapes = [(s.channels, k * n) for s, n in zip(sensors, lengths, strict=True)]
+
+        def inputs(b, g=g, shapes=shapes):
+            return [torch.randn(b, c, t, generator=g, dtype=torch.float64).to(device) for c, t in shapes]
 
         runs = [(f"batch {b}", b, None) for b in batches]
         if capture and name != "odd":
@@ -268,7 +269,8 @@ def load_bench(out: Path) -> dict | None:
     if not docs:
         return None
     merged = dict(docs[0], results=[r for d in docs for r in d["results"]])
-    merged["config"] = dict(docs[0]["config"], dtypes=list(dict.fromkeys(t for d in docs for t in d["config"]["dtypes"])))
+    dtypes = list(dict.fromkeys(t for d in docs for t in d["config"]["dtypes"]))
+    merged["config"] = dict(docs[0]["config"], dtypes=dtypes)
     merged["complete"] = all(d.get("complete") for d in docs)
     return merged
 
@@ -286,11 +288,13 @@ def table_lines(doc: dict) -> list[str]:
     """engine | dtype | batch | median | x eager | x inductor (which) | error vs eager, one row per cell."""
     rows = doc["results"]
     ok = {(r["engine"], r["dtype"], r["batch"]): r for r in rows if r["status"] == "ok"}
-    head = f"{'engine':26} {'dtype':5} {'batch':>5} {'median':>12} {'x eager':>8} {'x inductor':>20} {'err vs eager':>12}"
+    head = (f"{'engine':26} {'dtype':5} {'batch':>5} {'median':>12} {'x eager':>8} {'x inductor':>20} "
+            f"{'err vs eager':>12}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"{r['engine']:26} {r['dtype']:5} {r['batch']:>5} {r['status']}: {str(r.get('reason'))[:70]}")
+            lines.append(f"{r['engine']:26} {r['dtype']:5} {r['batch']:>5} {r['status']}: "
+                         f"{str(r.get('reason'))[:70]}")
             continue
         cells = {e: c for (e, d, b), c in ok.items() if d == r["dtype"] and b == r["batch"]}
         median = f"{1e3 * r['median_ms']:.1f} us" if r["median_ms"] < 1 else f"{r['median_ms']:.3g} ms"
@@ -402,7 +406,8 @@ def write_check(out: Path, work: Path, meta: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m umsnet_fast.bench.device_check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m umsnet_fast.bench.device_check",
+                                description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("smoke", help="whole-model correctness of one backend and dtype against float64")
     s.add_argument("--backend", required=True)

@@ -221,7 +221,7 @@ class Autotuned:
 
     # milliseconds per call of fn (median); a class attribute so that tests can replace it
     bench = staticmethod(lambda fn: triton.testing.do_bench(fn, warmup=5, rep=20, return_mode="median"))
-    instances: "weakref.WeakSet[Autotuned]" = weakref.WeakSet()
+    instances: weakref.WeakSet[Autotuned] = weakref.WeakSet()
 
     def __init__(self, fn, configs: list, key: list[str], rows: tuple[str, ...] = ("M",),
                  prune_configs_by: dict | None = None):

@@ -23,7 +23,7 @@ import triton.language as tl
 from umsnet_fast.ops import lsr_block_ref
 
 from ._common import (INTERPRET, MIN_DOT, autotune, autotune_configs, block_size, capturing, dot_precision,
-                      prune_by_footprint, row_tile, row_bucket)
+                      prune_by_footprint, row_bucket, row_tile)
 from .dwconv_layernorm import check_dwconv_args, dwconv_layernorm, dwconv_ln_tile
 from .mlp_residual import check_mlp_weights, mlp_epilogue, mlp_residual, mlp_tile
 

@@ -5,6 +5,10 @@ Every LSR block (sensor and fusion modules) runs as one fused kernel,
 reference ones. fp32 computes in
 true fp32 (no TF32); fp16 / bf16 run on tensor cores with fp32 accumulation (bf16 on sm_80+; on
 sm_75 bf16 runs the fp32-compute path of the same kernel).
+
+Streams and devices: each launch goes to the stream current on x's device when it runs (a capture's
+stream while capturing); under torch.compile the block is the opaque op umsnet_fast::cuda_lsr_block,
+so the stream is not traced into the graph as a constant (mode="reduce-overhead" captures it).
 """
 from __future__ import annotations
 
