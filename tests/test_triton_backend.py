@@ -147,3 +147,16 @@ def test_cuda_graph_capture():
     torch.cuda.synchronize()
     torch.testing.assert_close(captured, fast(xs), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(captured, eager)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_model_on_a_gpu_that_is_not_current():
+    """Triton launches on the current device: the model makes its inputs' device current for the forward."""
+    ref = randomize_(ReferenceUMSNet(HHAR.sensors, HHAR.num_classes, num_slices=2, variant="A"), seed=16).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to("cuda:1").eval()
+    xs = [x.to("cuda:1") for x in HHAR.example_inputs(2, 2)]
+    with torch.cuda.device(0):
+        out = fast(xs)
+    assert out.device == torch.device("cuda:1")
+    torch.testing.assert_close(out, ref.to("cuda:1")(xs), atol=1e-4, rtol=1e-4)

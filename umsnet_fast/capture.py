@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from .backends import Backend, resolve_backend
+from .backends.base import device_guard
 from .inputs import validate_inputs
 from .model import UMSNet
 from .weight_watch import WeightWatch
@@ -96,7 +97,7 @@ class CompiledUMSNet:
         # Static inputs; the warm-up runs on random data, not zeros.
         inputs = [torch.randn(batch_size, s.channels, k * length, device=self.device, dtype=self.dtype)
                   for s, length in zip(self.config.sensors, self.slice_lengths)]
-        with torch.cuda.device(self.device):  # the model's device, whichever is current
+        with device_guard(self.device):  # the model's device, whichever is current
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             # Warm-up, at least once whatever `warmup` says: Triton JIT compilation, autotuning, library
@@ -136,7 +137,7 @@ class CompiledUMSNet:
     def _run(self, entry: _Entry, tensors: list[torch.Tensor]) -> torch.Tensor:
         if entry.graph is None:
             return self._forward(tensors)
-        with torch.cuda.device(self.device):  # replay on the model's device's current stream
+        with device_guard(self.device):  # replay on the model's device's current stream
             for static, x in zip(entry.inputs, tensors):
                 static.copy_(x)
             entry.graph.replay()
