@@ -245,7 +245,8 @@ def bench(plan_name: str, output: str, quick: bool, time_per_cell: float) -> int
         return 1
     cfg = BenchConfig(slices=2 if quick else 24, batch_sizes=plan["batch_sizes"], dtypes=plan["dtypes"],
                       threads=1 if quick else torch.get_num_threads(), device=device.type,
-                      engines=tuple(dict.fromkeys(engines)), output=output, plot=False, profile=plan["profile"])
+                      engines=tuple(dict.fromkeys(engines)), in_pattern_order=True, output=output, plot=False,
+                      profile=plan["profile"])
     cfg.latency_budget = Budget(warmup=3, min_iters=5 if quick else 20, max_iters=5000, target_s=time_per_cell)
     cfg.throughput_budget = Budget(warmup=1, min_iters=2 if quick else 5, max_iters=1000, target_s=time_per_cell)
     start = time.perf_counter()

@@ -257,8 +257,10 @@ def all_engines(device: torch.device) -> list[Engine]:
     return engines
 
 
-def select_engines(engines: list[Engine], patterns: list[str] | None) -> list[Engine]:
-    """The engines whose names match any of the shell-style patterns (all when None), in run order."""
+def select_engines(engines: list[Engine], patterns: list[str] | None, *,
+                   in_pattern_order: bool = False) -> list[Engine]:
+    """The engines whose names match any of the shell-style patterns (all when None), in run order, or
+    with in_pattern_order in the order of the patterns (bench/device_check.py: most valuable first)."""
     import fnmatch
 
     if not patterns:
@@ -267,4 +269,7 @@ def select_engines(engines: list[Engine], patterns: list[str] | None) -> list[En
     unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
     if unmatched:
         raise ValueError(f"no engine matches {unmatched}; engines here: {names}")
-    return [e for e in engines if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+    chosen = [e for e in engines if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+    if in_pattern_order:
+        chosen.sort(key=lambda e: next(i for i, p in enumerate(patterns) if fnmatch.fnmatch(e.name, p)))
+    return chosen

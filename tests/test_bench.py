@@ -104,6 +104,11 @@ def test_skipped_cells_and_engine_selection(tmp_path):
     doc, _ = runner.run(cfg)
     assert [(r["engine"], r["status"], r["reason"]) for r in doc["results"]] == [
         ("onnxruntime", "skipped", "benchmarked in fp32 only")]
+    cpu = bench_engines.all_engines(torch.device("cpu"))
+    names = [e.name for e in bench_engines.select_engines(cpu, ["fast-reference", "eager"])]
+    assert names == ["eager", "fast-reference"]
+    assert [e.name for e in bench_engines.select_engines(cpu, ["fast-reference", "eager"], in_pattern_order=True)] \
+        == ["fast-reference", "eager"]
     with pytest.raises(ValueError, match=r"no engine matches \['nope'\]; engines here: \['eager'"):
         bench_engines.select_engines(bench_engines.all_engines(torch.device("cpu")), ["eager", "nope"])
     with pytest.raises(SystemExit, match="no engine matches"):
