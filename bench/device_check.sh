@@ -18,9 +18,9 @@
 #   smoke-cuda       the same checks on the cuda backend                               -> gpu.log
 #   bench-latency    batch 1, bf16 then fp32: eager, fast-<backend>-graph, inductor reduce-overhead, fast-<backend>
 #   bench-throughput batch 4096 bf16: eager, fast-cuda, fast-triton, inductor (default)
-#   bench-autotune   batch 4096 bf16: inductor max-autotune, only if the time left covers it
 #   tests            the GPU tests (pytest --gpu-suite), pytest-xdist over the 16 cores, a limit per
 #                    test, with the time left                                          -> tests.log
+#   bench-autotune   batch 4096 bf16: inductor max-autotune, only if the tests left time for it
 #   summary          steps, smoke errors, test counts, the targets, the table last     -> summary.txt
 # Every step is killed at its limit and the next one runs. What is done is written as it is done:
 # $OUT/check.json (steps, smoke results, test counts) after every step, the benchmark JSON

@@ -155,7 +155,7 @@ def test_device_check_step_table_fits_in_six_minutes():
     assert sum(s.budget_s + settings["kill_after"] for s in always) <= settings["total"]
     assert device_check.check_steps(settings, steps) == []
     names = [s.name for s in steps]
-    assert names[:3] == ["env", "install", "build"] and names[-2:] == ["tests", "summary"]
+    assert names[:3] == ["env", "install", "build"] and names[-3:] == ["tests", "bench-autotune", "summary"]
     assert names.index("smoke-triton") < names.index("bench-latency") < names.index("bench-throughput")
     script = (ROOT / "bench" / "device_check.sh").read_text()
     for name in names:
