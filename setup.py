@@ -93,7 +93,8 @@ def _extensions():
                      if a.strip()]
             gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
             gencode.append(f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}")  # PTX for newer GPUs
-            nvcc = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo",
+            # No --use_fast_math: fp32 must compute in true fp32 (exact division and sqrt, denormals kept).
+            nvcc = ["-O3", "-std=c++17", "-lineinfo",
                     f"--threads={os.environ.get('NVCC_THREADS', '4')}", *gencode]
             exts.append(cpp_extension.CUDAExtension(
                 "umsnet_fast._cuda", ["csrc/cuda_bindings.cpp", *cuda_sources], include_dirs=include_dirs,

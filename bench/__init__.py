@@ -10,5 +10,6 @@ runner.py   the run: engines x dtypes x batch sizes in one process, JSON rewritt
 report.py   machine and versions, the JSON file, the table, the plot, the performance targets
 stream.py   `umsnet-fast bench --stream`: the slice cache (stream / pool) against the window forward
 kernels_triton.py  per-kernel Triton benchmarks (`umsnet-fast bench --kernels`)
-device_check.sh  the GPU machine's check (install, CUDA build, GPU tests, GPU benchmark), --dry-run here
+device_check.sh  the GPU machine's check (install, CUDA build, smoke, GPU benchmark, GPU tests), --dry-run here;
+                 its steps in device_check_steps.txt, its Python half (smoke, plans, table) in device_check.py
 """

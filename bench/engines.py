@@ -4,8 +4,8 @@
 - fast-<backend>: `umsnet_fast.UMSNet` on each backend that `available_backends()` says can run here.
 - fast-<backend>-graph (CUDA): the same through `umsnet_fast.compile` (one CUDA graph per batch size).
 - inductor, inductor-reduce-overhead, inductor-max-autotune: `torch.compile` of the reference (modes
-  default / reduce-overhead / max-autotune; the last two on CUDA only), one static-shape compile per
-  batch size (`dynamic=False`: each batch size gets inductor's best code for that shape).
+  default / reduce-overhead / max-autotune; the last two on CUDA only), compiled once per dtype with
+  `dynamic=False`: each batch size is one static-shape recompile (inductor's best code for that shape).
 - onnxruntime (CPU, fp32): ONNX Runtime on `torch.onnx.export` of the reference (the dynamo exporter
   when it works, else the TorchScript one; which one is recorded), intra-op threads = the run's
   threads, spinning off, all graph optimisations.
@@ -160,10 +160,15 @@ class InductorEngine(Engine):
         if mode != "default":
             self.device_types = ("cuda",)
 
+    def prepare(self, ctx, dtype):
+        # One torch.compile per dtype: each new batch size is one static-shape recompile of it (dynamo
+        # guards on the shapes), with nothing thrown away in between.
+        torch._dynamo.reset()
+        self._compiled = torch.compile(ctx.reference_as(dtype), mode=None if self.mode == "default" else self.mode,
+                                       dynamic=False)
+
     def make(self, ctx, dtype, batch):
-        torch._dynamo.reset()  # a fresh cache per cell: no recompile limit, no stale graphs
-        compiled = torch.compile(ctx.reference_as(dtype), mode=None if self.mode == "default" else self.mode,
-                                 dynamic=False)
+        compiled = self._compiled
         if self.mode != "default":  # both GPU modes replay CUDA graphs: mark each call as a new step
             def call(xs):
                 torch.compiler.cudagraph_mark_step_begin()
@@ -172,6 +177,7 @@ class InductorEngine(Engine):
         return _no_grad(compiled)
 
     def finish(self, ctx, dtype):
+        self._compiled = None
         torch._dynamo.reset()
 
 
@@ -319,8 +325,10 @@ def all_engines(device: torch.device) -> list[Engine]:
     return engines
 
 
-def select_engines(engines: list[Engine], patterns: list[str] | None) -> list[Engine]:
-    """The engines whose names match any of the shell-style patterns (all when None), in run order."""
+def select_engines(engines: list[Engine], patterns: list[str] | None, *,
+                   in_pattern_order: bool = False) -> list[Engine]:
+    """The engines whose names match any of the shell-style patterns (all when None), in run order, or
+    with in_pattern_order in the order of the patterns (bench/device_check.py: most valuable first)."""
     import fnmatch
 
     if not patterns:
@@ -329,4 +337,7 @@ def select_engines(engines: list[Engine], patterns: list[str] | None) -> list[En
     unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
     if unmatched:
         raise ValueError(f"no engine matches {unmatched}; engines here: {names}")
-    return [e for e in engines if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+    chosen = [e for e in engines if any(fnmatch.fnmatch(e.name, p) for p in patterns)]
+    if in_pattern_order:
+        chosen.sort(key=lambda e: next(i for i, p in enumerate(patterns) if fnmatch.fnmatch(e.name, p)))
+    return chosen

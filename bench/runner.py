@@ -42,6 +42,7 @@ class BenchConfig:
     threads: int = 1
     device: str = "cpu"
     engines: tuple[str, ...] | None = None  # shell-style patterns; None: all
+    in_pattern_order: bool = False  # run the engines in the order of `engines` (else all_engines' order)
     output: str = "bench/results"
     plot: bool = True
     profile: bool = False  # CUDA: count the kernels of one call and their GPU time (torch.profiler)
@@ -91,7 +92,8 @@ def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
     stem = report.results_stem(machine, started, commit)
     json_path = out_dir / f"{stem}.json"
 
-    engines = select_engines(all_engines(device), list(cfg.engines) if cfg.engines else None)
+    engines = select_engines(all_engines(device), list(cfg.engines) if cfg.engines else None,
+                             in_pattern_order=cfg.in_pattern_order)
     config = json.loads(json.dumps(asdict(cfg)))  # tuples as lists: the document equals its JSON
     config["engines"] = [e.name for e in engines]
     doc = {

@@ -1,5 +1,5 @@
 """Pieces shared by the Triton kernels: interpreter detection, exact GELU, the masked LayerNorm of a
-row tile, the fp32 precision opt-in, launcher checks and autotuning configs.
+row tile, the fp32 precision opt-in, launcher checks, autotuning configs and the autotuner.
 
 Precision: fp32 inputs go through tl.dot with input_precision="ieee" (true fp32), unless the caller
 passes allow_tf32=True or the environment has UMSNET_FAST_ALLOW_TF32=1 (then "tf32": faster tensor
@@ -8,11 +8,14 @@ computes its statistics in fp32.
 """
 from __future__ import annotations
 
+import math
 import os
+import weakref
 
 import torch
 import triton
 import triton.language as tl
+import triton.testing
 
 
 @triton.jit
@@ -125,9 +128,15 @@ def check_tensor(name: str, t, ndim: int | None = None, shape: tuple | None = No
                          "tensors when TRITON_INTERPRET=1 was set before umsnet_fast.kernels was imported")
 
 
+# how many configs each autotune_configs() call was given (on a GPU): bench/device_check.sh runs one
+# smoke process per config index up to the largest
+GPU_CONFIG_COUNTS: list[int] = []
+
+
 def autotune_configs(options: list[dict], interpret: dict) -> list[triton.Config]:
     """triton.Configs from dicts of meta-parameters (+ num_warps/num_stages). Under the interpreter a
     single config (`interpret`), so Triton's autotuner does not benchmark."""
+    GPU_CONFIG_COUNTS.append(len(options))
     if INTERPRET:
         return [triton.Config(interpret)]
     out = []
@@ -152,3 +161,127 @@ def prune_by_footprint(budget_bytes: int = 100 * 1024):
         fits = [c for c in configs if footprint(c, block_c, elem) <= budget_bytes]
         return fits or [min(configs, key=lambda c: footprint(c, block_c, elem))]
     return {"early_config_prune": prune}
+
+
+# -- autotuning ------------------------------------------------------------------------------------
+AUTOTUNE_ENV = "UMSNET_FAST_AUTOTUNE"
+
+
+def autotune_mode() -> int | None:
+    """What UMSNET_FAST_AUTOTUNE asks for: None = tune (unset, "1"); i = use candidate i of every kernel
+    without timing anything ("0" = the first; "config:i" = the i-th, modulo each kernel's count: runs
+    each config in turn, e.g. to check them all or to fill Triton's compile cache in parallel)."""
+    value = os.environ.get(AUTOTUNE_ENV, "").strip().lower()
+    if value in ("", "1", "on"):
+        return None
+    if value in ("0", "off"):
+        return 0
+    if value.startswith("config:") and value[7:].isdigit():
+        return int(value[7:])
+    raise ValueError(f"{AUTOTUNE_ENV}={value!r}: expected 1 (tune, the default), 0 (first config, no "
+                     "timing) or config:<i> (the i-th config of every kernel, no timing)")
+
+
+def row_bucket(rows: int) -> int:
+    """The autotuning key of a row count: the next power of 2. A kernel is tuned once per bucket, so a
+    new batch size re-tunes only when it crosses a power of 2 (batch 1..4096: at most 13 tunings)."""
+    return triton.next_power_of_2(max(int(rows), 1))
+
+
+def capturing() -> bool:
+    """True while a CUDA graph is being captured on the current stream (nothing may be timed then)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _tuning_errors() -> tuple[type, ...]:
+    # A config that does not fit (shared memory, registers, ptxas) loses instead of failing the call.
+    from triton.runtime import errors
+    names = ("OutOfResources", "PTXASError")
+    found = [getattr(errors, n) for n in names if hasattr(errors, n)]
+    try:
+        from triton.compiler.errors import CompileTimeAssertionFailure
+        found.append(CompileTimeAssertionFailure)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+class Autotuned:
+    """`kernel[grid](...)` like triton.autotune, for these row-tile kernels, with two differences:
+
+    - the key's row-count arguments (`rows`, e.g. "M") are bucketed with row_bucket, so batch sizes of
+      one bucket share a tuning (triton.autotune re-tunes at every new row count);
+    - nothing is timed while a CUDA graph is being captured: an untuned key then launches the first
+      candidate config, without remembering it (the first call outside a capture tunes).
+
+    UMSNET_FAST_AUTOTUNE (autotune_mode) switches timing off. Candidates are the configs that
+    prune_configs_by["early_config_prune"] keeps (same signature as triton.autotune's). Attributes:
+    `fn` (the JITFunction), `configs`, `cache` (key -> chosen config), `timings` (of the last tuning).
+    """
+
+    # milliseconds per call of fn (median); a class attribute so that tests can replace it
+    bench = staticmethod(lambda fn: triton.testing.do_bench(fn, warmup=5, rep=20, return_mode="median"))
+    instances: weakref.WeakSet[Autotuned] = weakref.WeakSet()
+
+    def __init__(self, fn, configs: list, key: list[str], rows: tuple[str, ...] = ("M",),
+                 prune_configs_by: dict | None = None):
+        missing = sorted({k for k in (*key, *rows) if k not in fn.arg_names})
+        if missing or not set(rows) <= set(key):
+            raise ValueError(f"autotune {fn.__name__}: key {key} and rows {rows} must name arguments of the "
+                             f"kernel (missing {missing}); rows must be part of the key")
+        self.fn, self.configs, self.keys, self.rows = fn, list(configs), list(key), frozenset(rows)
+        self._prune = (prune_configs_by or {}).get("early_config_prune")
+        self.cache: dict[tuple, triton.Config] = {}
+        self.timings: dict[triton.Config, float] = {}
+        Autotuned.instances.add(self)
+
+    def key(self, named: dict) -> tuple:
+        """The tuning key of these (named) arguments: key values, row counts bucketed, tensor dtypes."""
+        key = [row_bucket(named[k]) if k in self.rows else named[k] for k in self.keys]
+        key += [str(v.dtype) for v in named.values() if hasattr(v, "dtype")]
+        return tuple(key)
+
+    def candidates(self, named: dict, kwargs: dict) -> list:
+        if self._prune is None or len(self.configs) < 2:
+            return self.configs
+        return self._prune(self.configs, named, **kwargs) or self.configs[:1]
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.run(grid, args, kwargs)
+
+    def run(self, grid, args: tuple, kwargs: dict):
+        named = dict(zip(self.fn.arg_names, args))
+        key = self.key({**named, **kwargs})
+        config = self.cache.get(key)
+        if config is None:
+            config = self._choose(grid, args, kwargs, named, key)
+        return self.fn[grid](*args, **kwargs, **config.all_kwargs())
+
+    def _choose(self, grid, args, kwargs, named, key) -> triton.Config:
+        candidates = self.candidates(named, kwargs)
+        forced = autotune_mode()
+        if forced is not None:
+            return candidates[forced % len(candidates)]
+        if len(candidates) == 1:
+            self.cache[key] = candidates[0]
+            return candidates[0]
+        if capturing():
+            return candidates[0]
+        errors = _tuning_errors()
+        timings = {}
+        for config in candidates:
+            try:
+                timings[config] = self.bench(lambda c=config: self.fn[grid](*args, **kwargs, **c.all_kwargs()))
+            except errors:
+                timings[config] = math.inf
+        self.timings = timings
+        self.cache[key] = min(timings, key=timings.get)
+        return self.cache[key]
+
+
+def autotune(configs: list, key: list[str], rows: tuple[str, ...] = ("M",), prune_configs_by: dict | None = None):
+    """Decorator: `@autotune(configs=..., key=[...])` above `@triton.jit`, in place of triton.autotune
+    (see Autotuned: row-count keys bucketed, no timing during a CUDA-graph capture)."""
+    def wrap(fn):
+        return Autotuned(fn, configs, key, rows, prune_configs_by)
+    return wrap

@@ -18,7 +18,8 @@ import triton.language as tl
 
 from umsnet_fast.ops import linear_layernorm_ref
 
-from ._common import MIN_DOT, autotune_configs, block_size, check_tensor, dot, dot_precision, layernorm_rows
+from ._common import (MIN_DOT, autotune, autotune_configs, block_size, check_tensor, dot, dot_precision,
+                      layernorm_rows)
 
 __all__ = ["linear_layernorm", "linear_layernorm_op", "linear_layernorm_ref", "tap_linear", "MAX_LN_C"]
 
@@ -30,7 +31,7 @@ TAP_LINEAR_CONFIGS = autotune_configs(
     interpret=dict(BLOCK_M=64, BLOCK_K=32))
 
 
-@triton.autotune(configs=TAP_LINEAR_CONFIGS, key=["M", "C_in", "C_out", "S"])
+@autotune(configs=TAP_LINEAR_CONFIGS, key=["M", "C_in", "C_out", "S"])
 @triton.jit
 def _tap_linear_kernel(
     x_ptr,        # x (batch, L_in, C_in), any strides

@@ -22,8 +22,8 @@ import triton.language as tl
 
 from umsnet_fast.ops import lsr_block_ref
 
-from ._common import (INTERPRET, MIN_DOT, autotune_configs, block_size, dot_precision, prune_by_footprint,
-                      row_tile)
+from ._common import (INTERPRET, MIN_DOT, autotune, autotune_configs, block_size, capturing, dot_precision,
+                      prune_by_footprint, row_bucket, row_tile)
 from .dwconv_layernorm import check_dwconv_args, dwconv_layernorm, dwconv_ln_tile
 from .mlp_residual import check_mlp_weights, mlp_epilogue, mlp_residual, mlp_tile
 
@@ -37,7 +37,7 @@ LSR_CONFIGS = autotune_configs(
     interpret=dict(BLOCK_M=64, BLOCK_H=64))
 
 
-@triton.autotune(configs=LSR_CONFIGS, key=["M", "L", "C", "H"], prune_configs_by=prune_by_footprint())
+@autotune(configs=LSR_CONFIGS, key=["M", "L", "C", "H"], prune_configs_by=prune_by_footprint())
 @triton.jit
 def _lsr_block_kernel(
     x_ptr,        # x (batch, length, C), any strides; also the residual
@@ -101,20 +101,23 @@ def _split(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps, allow_t
 
 
 _IMPLS = {"fused": _fused, "split": _split}
-# (batch, length, C, H, k, dtype, device, dot precision) -> "fused" | "split", filled on CUDA by timing.
+# (row bucket, length, C, H, k, dtype, device, dot precision) -> "fused" | "split", filled on CUDA by timing.
 _choice: dict[tuple, str] = {}
 
 
 def chosen_mode(x: torch.Tensor, args: tuple, allow_tf32: bool | None) -> str:
     """The faster form for x's shape: timed once per shape on CUDA (triton.testing.do_bench, each
-    kernel autotuned first); "fused" under the interpreter or while a CUDA graph is being captured
-    (timing is impossible there; warm up before capturing, as for any autotuned Triton kernel)."""
+    kernel autotuned first), the row count bucketed as for the kernels' autotuning (row_bucket);
+    "fused" under the interpreter or while a CUDA graph is being captured (timing is impossible there;
+    nothing is remembered, so the first call outside a capture times both)."""
     if x.device.type != "cuda" or INTERPRET:
         return "fused"
     w1, dw_weight = args[3], args[0]
-    key = (*x.shape, w1.shape[0], dw_weight.shape[1], x.dtype, x.device, dot_precision(x.dtype, allow_tf32))
+    n, length, c = x.shape
+    key = (row_bucket(n * length), length, c, w1.shape[0], dw_weight.shape[1], x.dtype, x.device,
+           dot_precision(x.dtype, allow_tf32))
     if key not in _choice:
-        if torch.cuda.is_current_stream_capturing():
+        if capturing():
             return "fused"
         times = {mode: triton.testing.do_bench(lambda f=f: f(x, *args, allow_tf32), warmup=5, rep=20)
                  for mode, f in _IMPLS.items()}

@@ -17,7 +17,7 @@ import triton.language as tl
 
 from umsnet_fast.ops import mlp_residual_ref
 
-from ._common import (MIN_DOT, autotune_configs, block_size, check_tensor, dot, dot_precision, gelu,
+from ._common import (MIN_DOT, autotune, autotune_configs, block_size, check_tensor, dot, dot_precision, gelu,
                       prune_by_footprint, row_tile)
 
 __all__ = ["mlp_residual", "mlp_residual_op", "mlp_residual_ref", "MAX_C"]
@@ -71,7 +71,7 @@ def mlp_epilogue(acc, b2_ptr, gamma_ptr, res, cols, col_mask, HAS_GAMMA: tl.cons
     return res.to(tl.float32) + y
 
 
-@triton.autotune(configs=MLP_CONFIGS, key=["M", "C", "H"], prune_configs_by=prune_by_footprint())
+@autotune(configs=MLP_CONFIGS, key=["M", "C", "H"], prune_configs_by=prune_by_footprint())
 @triton.jit
 def _mlp_residual_kernel(
     h_ptr,        # h (M, C), any strides

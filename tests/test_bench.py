@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from umsnet_fast import cli
+from umsnet_fast.bench import device_check
 from umsnet_fast.bench import engines as bench_engines
 from umsnet_fast.bench import report, runner
 from umsnet_fast.bench.timing import Budget, Timing, time_cpu
@@ -103,6 +104,11 @@ def test_skipped_cells_and_engine_selection(tmp_path, capsys):
     doc, _ = runner.run(cfg)
     assert [(r["engine"], r["status"], r["reason"]) for r in doc["results"]] == [
         ("onnxruntime", "skipped", "benchmarked in fp32 only")]
+    cpu = bench_engines.all_engines(torch.device("cpu"))
+    names = [e.name for e in bench_engines.select_engines(cpu, ["fast-reference", "eager"])]
+    assert names == ["eager", "fast-reference"]
+    assert [e.name for e in bench_engines.select_engines(cpu, ["fast-reference", "eager"], in_pattern_order=True)] \
+        == ["fast-reference", "eager"]
     with pytest.raises(ValueError, match=r"no engine matches \['nope'\]; engines here: \['eager'"):
         bench_engines.select_engines(bench_engines.all_engines(torch.device("cpu")), ["eager", "nope"])
     assert cli.main(["bench", "--quick", "--engines", "nope", "--output", str(tmp_path)]) == 2
@@ -140,17 +146,84 @@ def test_results_stem():
         "cpu-amd-epyc-9b14-20261127-060102-unknown"
 
 
+def test_device_check_step_table_fits_in_six_minutes():
+    """bench/device_check_steps.txt: the steps that always run, with their kill margins, fit in 360 s;
+    the background build fits beside the steps it overlaps; every step has its function in the script."""
+    settings, steps = device_check.read_steps()
+    assert settings["total"] <= 360
+    always = [s for s in steps if s.kind in ("fg", "rest")]
+    assert sum(s.budget_s + settings["kill_after"] for s in always) <= settings["total"]
+    assert device_check.check_steps(settings, steps) == []
+    names = [s.name for s in steps]
+    assert names[:3] == ["env", "install", "build"] and names[-3:] == ["tests", "bench-autotune", "summary"]
+    assert names.index("smoke-triton") < names.index("bench-latency") < names.index("bench-throughput")
+    script = (ROOT / "bench" / "device_check.sh").read_text()
+    for name in names:
+        assert f"step_{name.replace('-', '_')}() {{" in script, name
+    # one smoke process per autotuning config index, up to the largest config list of any kernel
+    from umsnet_fast.kernels import _common, linear_layernorm, lsr_block, mlp_residual  # noqa: F401
+    assert f"TRITON_CONFIGS=${{TRITON_CONFIGS:-{max(_common.GPU_CONFIG_COUNTS)}}}" in script
+
+
+def test_device_check_step_table_checker_can_fail():
+    settings = {"total": 100, "kill_after": 3}
+    Step = device_check.Step
+    ok = [Step("a", 35, "fg"), Step("b", 48, "bg", "d"), Step("c", 30, "fg"), Step("d", 21, "fg"),
+          Step("t", 0, "rest")]
+    assert device_check.check_steps(settings, ok) == []
+    too_long = ok[:2] + [Step("c", 33, "fg")] + ok[3:]
+    assert device_check.check_steps(settings, too_long)[0].startswith("the steps that always run take 101 s")
+    outlasting = ok[:1] + [Step("b", 49, "bg", "d")] + ok[2:3] + [Step("d", 15, "fg"), ok[4]]
+    assert "background step b (49 s) can outlast" in device_check.check_steps(settings, outlasting)[0]
+    assert device_check.check_steps(settings, ok[:4])[-1] == "exactly one step takes the time left (kind rest)"
+
+
+def test_device_check_counts_tests_of_a_killed_run(tmp_path):
+    log = tmp_path / "tests.log"
+    log.write_text("[gw1] [ 99%] SKIPPED tests/test_a.py::t[(2, 5)-x] \n"
+                   "[gw0] [100%] PASSED tests/test_a.py::t[(2, 6)]\n"
+                   "tests/test_b.py::u[a b] FAILED [ 50%]\ntests/test_b.py::v PASSED\n"
+                   "[gw0] [ 3%] PASSED tests/test_b.py::v\n"
+                   "tests/test_c.py::w ")  # cut off mid-line
+    assert device_check.count_tests(log) == {"passed": 2, "skipped": 1, "failed": 1}
+
+
 @pytest.mark.slow
 def test_device_check_dry_run(tmp_path):
-    pytest.importorskip("matplotlib")
+    """The rehearsal: every step of the GPU check on this CPU, tiny workloads, the time limits x 3."""
+    pytest.importorskip("triton")
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, SKIP_INSTALL="1")
     proc = subprocess.run(["bash", str(ROOT / "bench" / "device_check.sh"), "--dry-run"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) <= 8 and "summary.txt" in files and "setup.log" in files, files
-    assert any(f.endswith(".json") for f in files) and any(f.endswith(".png") for f in files)
-    assert "DRY RUN" in proc.stdout and "speed-up over eager" in proc.stdout.splitlines()[-1] + proc.stdout
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert len(files) <= 8 and all(f.count("/") <= 1 for f in files), files  # what the device tool returns
+    assert {"check.json", "setup.log", "gpu.log", "tests.log", "summary.txt"} <= set(files), files
+    check = json.loads((tmp_path / "check.json").read_text())
+    settings, steps = device_check.read_steps()
+    run_order = [s.name for s in steps if s.kind != "bg"]  # a background step is recorded when joined
+    i = run_order.index("build-wait") + 1
+    assert [s["name"] for s in check["steps"]] == run_order[:i] + ["build"] + run_order[i:]
+    assert all(s["status"] == "ok" for s in check["steps"]), check["steps"]
+    assert check["dry_run"] is True and check["total_s"] == 3 * settings["total"]  # LIMIT_SCALE 3
+    assert check["elapsed_s"] <= check["total_s"] + 30
+    smoke = check["smoke"]
+    triton = [r for r in smoke if r["backend"] == "triton"]
+    assert {r["dtype"] for r in triton} == {"fp32", "bf16"} and all(r["status"] == "ok" for r in triton), triton
+    assert any(r["what"].startswith("compile") for r in triton) and any(r["case"] == "odd" for r in triton)
+    assert all(r["rel_err"] < (1e-5 if r["dtype"] == "fp32" else 3e-2) for r in triton)
+    cuda = [r for r in smoke if r["backend"] == "cuda"]
+    assert len(cuda) == 2 and all(r["status"] == "unavailable" and "CUDA" in r["error"] for r in cuda)
+    assert check["tests"] and check["tests"].get("skipped", 0) > 50 and "failed" not in check["tests"]
+    for plan in ("latency", "throughput", "autotune"):
+        (doc,) = [json.loads(p.read_text()) for p in (tmp_path / f"bench-{plan}").glob("*.json")]
+        assert doc["complete"] and all(r["status"] == "ok" for r in doc["results"]), doc["results"]
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "smoke: 3 of 5 checks ok" in summary and "GPU tests: " in summary
+    table_head = "engine                     dtype batch       median  x eager"
+    assert table_head in summary and table_head in proc.stdout
+    # the table comes last: its rows end the output (the device tool's reply carries the tail)
+    assert proc.stdout.rstrip().splitlines()[-1].split()[0] in ("eager", "fast-cpu", "fast-reference")
 
 
 def _row(engine, batch, ms, dtype="fp32"):

@@ -182,3 +182,31 @@ def test_cuda_output_buffers():
     a = static(_inputs(2, device="cuda", seed=1))
     b = static(_inputs(2, device="cuda", seed=2))
     assert a.data_ptr() == b.data_ptr()  # documented: the static buffer, overwritten by the next call
+
+
+def test_warmup_must_be_a_count():
+    with pytest.raises(ValueError, match="warmup must be an int >= 0, got -1"):
+        umsnet_fast.compile(_model(), 1, slice_length=L, warmup=-1)
+    assert umsnet_fast.compile(_model(), 1, slice_length=L, warmup=0)(_inputs(1)).shape == (1, HHAR.num_classes)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", _cuda_backends())
+def test_cuda_capture_with_no_warmup(backend):
+    """warmup=0 on a model that never ran: compilation and autotuning happen before the capture, not in it."""
+    model = _model("cuda", backend, seed=3)
+    compiled = umsnet_fast.compile(model, 4, slice_length=L, warmup=0)
+    xs = _inputs(4, device="cuda", seed=9)
+    torch.testing.assert_close(compiled(xs), model(xs))
+    assert compiled(_inputs(6, device="cuda")).shape == (6, HHAR.num_classes)  # a new batch size: a new bucket
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.parametrize("backend", _cuda_backends())
+def test_cuda_capture_on_a_device_that_is_not_current(backend):
+    model = _model("cuda:1", backend)
+    with torch.cuda.device(0):
+        compiled = umsnet_fast.compile(model, 2, slice_length=L)
+        xs = _inputs(2, device="cuda:1")
+        torch.testing.assert_close(compiled(xs), model(xs))

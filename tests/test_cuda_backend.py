@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,3 +166,36 @@ def test_explicit_cuda_backend_fails_with_the_reason():
 def test_lsr_block_without_extension_says_why():
     with pytest.raises(RuntimeError, match="CUDA backend is unavailable: .*umsnet_fast._cuda"):
         cuda_backend.lsr_block(*block_args(1, 4, 16))
+
+
+@pytest.mark.cuda
+@needs_backend
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lsr_block_on_a_side_stream_and_under_torch_compile_reduce_overhead(dtype):
+    """The kernel runs on the stream current at call time: a side stream, and under
+    torch.compile(mode="reduce-overhead") the CUDA-graph capture's stream (not one traced as a constant)."""
+    args = [a.to("cuda", dtype) if isinstance(a, torch.Tensor) else a for a in block_args(3, 25, 64)]
+    expected = lsr_block_ref(*args)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = cuda_backend.lsr_block(*args)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.testing.assert_close(out, expected, atol=5e-2, rtol=5e-2)
+
+    compiled = torch.compile(lambda *a: cuda_backend.lsr_block(*a), mode="reduce-overhead", fullgraph=True)
+    x = args[0]
+    for step in range(4):  # cudagraph trees: warm-up, record, then replays
+        x.normal_()
+        torch.compiler.cudagraph_mark_step_begin()
+        got = compiled(x, *args[1:]).clone()
+        torch.testing.assert_close(got, cuda_backend.lsr_block(x, *args[1:]), atol=0, rtol=0,
+                                   msg=f"call {step}")
+
+
+def test_nvcc_flags_keep_true_fp32():
+    """--use_fast_math (approximate division / sqrt, flushed denormals) would break the fp32 contract."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("setup.py", "CMakeLists.txt", "tests/test_cuda_compile.py"):
+        text = "\n".join(line.split("#")[0] for line in (root / name).read_text().splitlines())
+        assert "use_fast_math" not in text and "-ftz=true" not in text, name

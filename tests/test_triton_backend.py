@@ -24,6 +24,7 @@ from umsnet_fast.reference import UMSNet as ReferenceUMSNet  # noqa: E402
 from umsnet_fast.testing import check_model, randomize_  # noqa: E402
 
 DTYPES = [pytest.param(d, id=str(d).removeprefix("torch.")) for d in (torch.float32, torch.float16, torch.bfloat16)]
+RUNS_ON_GPU = True  # the unmarked tests run on CUDA where there is a GPU (conftest.py: --gpu-suite keeps them)
 
 # Small configurations for the interpreter: widths not powers of 2, two blocks in a stage, odd and
 # minimal slice lengths, K = 1, batch 1.
@@ -218,3 +219,16 @@ def test_env_switch_runs_the_per_block_kernels(monkeypatch):
     monkeypatch.delenv(triton_backend.MODULES_ENV)
     with pytest.raises(AssertionError, match="a module kernel ran"):
         fast(xs)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_model_on_a_gpu_that_is_not_current():
+    """Triton launches on the current device: the model makes its inputs' device current for the forward."""
+    ref = randomize_(ReferenceUMSNet(HHAR.sensors, HHAR.num_classes, num_slices=2, variant="A"), seed=16).eval()
+    fast = UMSNet.from_reference(ref, backend="triton").to("cuda:1").eval()
+    xs = [x.to("cuda:1") for x in HHAR.example_inputs(2, 2)]
+    with torch.cuda.device(0):
+        out = fast(xs)
+    assert out.device == torch.device("cuda:1")
+    torch.testing.assert_close(out, ref.to("cuda:1")(xs), atol=1e-4, rtol=1e-4)

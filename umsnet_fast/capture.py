@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 
 from .backends import Backend, resolve_backend
+from .backends.base import device_guard
 from .inputs import validate_inputs
 from .model import UMSNet
 from .weight_watch import WeightWatch
@@ -40,18 +41,21 @@ __all__ = ["compile", "CompiledUMSNet", "capture_graph"]
 
 
 def capture_graph(fn, device: torch.device, warmup: int = 3):
-    """(graph, output): `warmup` eager calls of fn() on a side stream (Triton JIT, library handles,
-    autotuning), then one CUDA graph of fn(). fn reads and writes static tensors only; replaying the
-    graph recomputes `output` in place. Also used by the stream pool (umsnet_fast.streaming)."""
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        output = fn()
+    """(graph, output): eager calls of fn() on a side stream, at least one whatever `warmup` says
+    (Triton JIT compilation, autotuning, library handles and first-call allocations cannot happen
+    inside a capture), then one CUDA graph of fn(), all on `device` whichever is current. fn reads and
+    writes static tensors only; replaying the graph recomputes `output` in place. Also used by the
+    stream pool (umsnet_fast.streaming)."""
+    with device_guard(device):
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(max(1, warmup)):
+                fn()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = fn()
     return graph, output
 
 class _Entry:
@@ -149,9 +153,10 @@ class CompiledUMSNet:
     def _run(self, entry: _Entry, tensors: list[torch.Tensor]) -> torch.Tensor:
         if entry.graph is None:
             return self._forward(tensors)
-        for static, x in zip(entry.inputs, tensors):
-            static.copy_(x)
-        entry.graph.replay()
+        with device_guard(self.device):  # replay on the model's device's current stream
+            for static, x in zip(entry.inputs, tensors):
+                static.copy_(x)
+            entry.graph.replay()
         return entry.output
 
     def __call__(self, xs) -> torch.Tensor:
@@ -224,13 +229,16 @@ def compile(model: UMSNet, batch_size: int = 1, dtype: torch.dtype | None = None
     backend: default: the model's `backend` ('auto' resolves for this device and dtype).
     on_new_batch: "capture" (default) captures another batch size on first sight; "raise" refuses it.
     copy_output: return a fresh tensor (default) rather than the static output buffer.
-    warmup: eager runs before each capture (JIT compilation, autotuning, library handles).
+    warmup: eager runs before each capture (JIT compilation, autotuning, library handles); on CUDA at
+        least one runs even with warmup=0, outside the capture, so that nothing compiles or tunes inside it.
     """
     if not isinstance(model, UMSNet):
         raise TypeError(f"umsnet_fast.compile needs a umsnet_fast.UMSNet, got {type(model).__module__}."
                         f"{type(model).__name__}; convert a reference model with UMSNet.from_reference(ref)")
     if on_new_batch not in ("capture", "raise"):
         raise ValueError(f"on_new_batch must be 'capture' or 'raise', got {on_new_batch!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
     lengths = resolve_slice_lengths(model, slice_length)
     p = next(model.parameters())
     device = torch.device(device) if device is not None else p.device

@@ -7,6 +7,7 @@ import torch
 
 from . import reference
 from .backends import BACKEND_NAMES, Backend, get_backend, resolve_backend
+from .backends.base import device_guard
 from .inputs import check_finite as _check_finite
 from .inputs import validate_inputs
 from .weight_watch import WeightWatch
@@ -68,7 +69,7 @@ class UMSNet(reference.UMSNet):
         else:
             backend = resolve_backend(self._backend, x0.device, x0.dtype)
             weights = self._weights_for(backend, x0.device, x0.dtype)
-            with torch.no_grad():
+            with torch.no_grad(), device_guard(x0.device):  # launch on the inputs' device, not the current one
                 logits = backend.ops().forward(weights, tensors, self.config.num_slices)
         if check_finite:
             _check_finite(["logits"], [logits], what="output")

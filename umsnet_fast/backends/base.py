@@ -1,12 +1,19 @@
 """What a backend is: the ops it runs, where it runs them, and how it packs the weights."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from ..forward import OpSet, Stages
 from ..weights import ModelWeights
+
+
+def device_guard(device: torch.device):
+    """Makes a CUDA `device` current for the block (kernel launchers, Triton's among them, launch on the
+    current device and its current stream); nothing for other devices."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 class Backend:

@@ -5,6 +5,10 @@ Every LSR block (sensor and fusion modules) runs as one fused kernel,
 reference ones. fp32 computes in
 true fp32 (no TF32); fp16 / bf16 run on tensor cores with fp32 accumulation (bf16 on sm_80+; on
 sm_75 bf16 runs the fp32-compute path of the same kernel).
+
+Streams and devices: each launch goes to the stream current on x's device when it runs (a capture's
+stream while capturing); under torch.compile the block is the opaque op umsnet_fast::cuda_lsr_block,
+so the stream is not traced into the graph as a constant (mode="reduce-overhead" captures it).
 """
 from __future__ import annotations
 
@@ -49,13 +53,40 @@ def lsr_block(x: torch.Tensor, dw_weight: torch.Tensor, ln_weight: torch.Tensor,
     if x.device.type != "cuda":
         raise ValueError(f"lsr_block (cuda backend): x must be on a CUDA device, got {x.device} "
                          f"(shape {tuple(x.shape)})")
+    if torch.compiler.is_compiling():
+        # Under torch.compile the stream read below would be traced into a constant (the stream at
+        # compile time): a CUDA-graph capture (mode="reduce-overhead") would then launch off its
+        # capturing stream. The op reads the stream when it runs instead.
+        return lsr_block_op(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, float(eps), tensor_cores)
+    return _launch(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, float(eps), tensor_cores)
+
+
+def _launch(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps: float, tensor_cores: bool):
+    # The stream current on x's device when the kernel is launched (a capture's stream while capturing);
+    # the binding makes x's device current for the launch.
     stream = torch.cuda.current_stream(x.device).cuda_stream
     return torch.ops.umsnet_fast.lsr_block_cuda(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma,
-                                                float(eps), stream, tensor_cores)
+                                                eps, stream, tensor_cores)
+
+
+@torch.library.custom_op("umsnet_fast::cuda_lsr_block", mutates_args=())
+def lsr_block_op(x: torch.Tensor, dw_weight: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor,
+                 w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, gamma: torch.Tensor,
+                 eps: float, tensor_cores: bool) -> torch.Tensor:
+    """lsr_block as an op opaque to torch.compile, so that the launch stream is read at run time.
+    Eager calls skip it (a Python custom op costs several microseconds per call)."""
+    _extension()
+    return _launch(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps, tensor_cores)
+
+
+@lsr_block_op.register_fake
+def _(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps, tensor_cores):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 def _register_fake() -> None:
-    # Shapes for torch.compile / meta tensors: the output is a contiguous tensor like x.
+    # Shapes for meta tensors: the output is a contiguous tensor like x. (torch.compile sees
+    # umsnet_fast::cuda_lsr_block instead, whose stream argument is not a traced constant.)
     @torch.library.register_fake("umsnet_fast::lsr_block_cuda")
     def _(x, dw_weight, ln_weight, ln_bias, w1, b1, w2, b2, gamma, eps, stream, tensor_cores=True):
         return torch.empty_like(x, memory_format=torch.contiguous_format)
