@@ -136,7 +136,8 @@ def smoke(backend: str, dtype_name: str, cases: list[str], capture: bool, quick:
     dtype = DTYPES[dtype_name]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base = {"backend": backend, "dtype": dtype_name, "device": device.type,
-            "autotune": os.environ.get("UMSNET_FAST_AUTOTUNE", "1")}
+            "autotune": os.environ.get("UMSNET_FAST_AUTOTUNE", "1"),
+            "triton_modules": os.environ.get("UMSNET_FAST_TRITON_MODULES", "1")}
     failures = 0
     jsonl.parent.mkdir(parents=True, exist_ok=True)
 
@@ -207,13 +208,81 @@ def smoke(backend: str, dtype_name: str, cases: list[str], capture: bool, quick:
     return 1 if failures else 0
 
 
+def smoke_stream(backend: str, dtype_name: str, quick: bool, jsonl: Path, unavailable_ok: bool = False) -> int:
+    """A StreamPool (CUDA graphs per bucket on a GPU) of a few streams fed in uneven chunks, each hop
+    against the float64 reference on the window that hop covers (the numerics contract); one JSON line."""
+    import copy
+
+    import torch
+
+    import umsnet_fast
+    from umsnet_fast.backends import available_backends
+    from umsnet_fast.presets import HHAR
+    from umsnet_fast.reference import UMSNet as ReferenceUMSNet
+    from umsnet_fast.testing import randomize_
+
+    from .common import DTYPES
+
+    dtype = DTYPES[dtype_name]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    row = {"backend": backend, "dtype": dtype_name, "device": device.type, "case": "stream-pool", "what": "hops"}
+    info = available_backends()[backend]
+    unsupported = (info.reason if not info.available else
+                   umsnet_fast.backends.get_backend(backend).input_unsupported_reason(device, dtype))
+    t0 = time.perf_counter()
+    if unsupported:
+        row.update(status="unavailable", error=unsupported)
+    else:
+        k, streams, extra = (2, 2, 2) if quick else (24, 4, 3)
+        kwargs = dict(TINY, variant="A") if quick else dict(variant="A")
+        ref = randomize_(ReferenceUMSNet(list(HHAR.sensors), HHAR.num_classes, k, **kwargs), seed=9).eval()
+        fast = umsnet_fast.UMSNet.from_reference(copy.deepcopy(ref), backend=backend).to(device, dtype).eval()
+        ref_p, oracle = copy.deepcopy(ref).to(device, dtype), copy.deepcopy(ref).to(device, torch.float64)
+        length = HHAR.slice_length
+        g = torch.Generator().manual_seed(10)
+        signals = [[torch.randn(s.channels, (k + extra) * length, generator=g, dtype=torch.float64)
+                    for s in HHAR.sensors] for _ in range(streams)]
+        try:
+            pool = umsnet_fast.StreamPool(fast, hop_slices=1, slice_length=length, device=device, dtype=dtype)
+            got: dict = {i: [] for i in range(streams)}
+            for start, stop in ((0, k * length - 7), (k * length - 7, (k + extra) * length)):  # uneven chunks
+                for i, sig in enumerate(signals):
+                    pool.push(i, [x[:, start:stop].to(device, dtype) for x in sig])
+                for i, outs in pool.step().items():
+                    got[i] += outs
+            outs, oracles, refs = [], [], []
+            for i, sig in enumerate(signals):
+                for t, out in enumerate(got[i]):
+                    window = [x[None, :, t * length:(t + k) * length].to(device) for x in sig]
+                    with torch.no_grad():
+                        oracles.append(oracle(window)[0])
+                        refs.append(ref_p([x.to(dtype) for x in window])[0])
+                    outs.append(out)
+            hops = len(outs)
+            errs = _errors(torch.stack(outs), torch.stack(oracles), torch.stack(refs))
+            ok = errs.pop("ok") and hops == streams * (extra + 1)
+            row.update(status="ok" if ok else "WRONG", hops=hops, **errs)
+        except Exception as e:  # noqa: BLE001 - reported, and the check goes on
+            row.update(status="ERROR", error=f"{type(e).__name__}: {str(e).strip()[:600]}")
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    with jsonl.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    errs = f"rel {row['rel_err']:.2e}  max {row['max_err']:.2e} (bound {row['tol']:.2e})" if "rel_err" in row else ""
+    print(f"smoke {backend:7} {dtype_name:5} stream-pool  {row['status']:11} {errs or row.get('error', '')}"
+          f"  [{row['seconds']:.1f} s]", flush=True)
+    if row["status"] == "unavailable":
+        return 0 if unavailable_ok else 1
+    return 0 if row["status"] == "ok" else 1
+
+
 # -- benchmark plans -------------------------------------------------------------------------------
 # What each benchmark step measures, in order of value (the runner writes the JSON after every cell):
 # engines as name patterns; those whose backend is unavailable are left out and said so.
 PLANS = {
     "latency": dict(dtypes=("bf16", "fp32"), batch_sizes=(1,), profile=True,
                     engines=("eager", "fast-cuda-graph", "fast-triton-graph", "inductor-reduce-overhead",
-                             "fast-cuda", "fast-triton")),
+                             "fast-triton-per-block-graph", "fast-cuda", "fast-triton")),
     "throughput": dict(dtypes=("bf16",), batch_sizes=(4096,), profile=False,
                        engines=("eager", "fast-cuda", "fast-triton", "inductor")),
     "autotune": dict(dtypes=("bf16",), batch_sizes=(4096,), profile=False, engines=("inductor-max-autotune",)),
@@ -418,6 +487,12 @@ def main(argv=None) -> int:
     s.add_argument("--quick", action="store_true", help="K=2 (the dry run)")
     s.add_argument("--jsonl", type=Path, required=True, help="one JSON line per check is appended here")
     s.add_argument("--unavailable-ok", action="store_true", help="exit 0 when the backend cannot run here")
+    st = sub.add_parser("smoke-stream", help="a StreamPool of one backend and dtype against float64")
+    st.add_argument("--backend", required=True)
+    st.add_argument("--dtype", required=True, choices=("fp32", "fp16", "bf16"))
+    st.add_argument("--quick", action="store_true", help="a tiny model at K=2 (the dry run)")
+    st.add_argument("--jsonl", type=Path, required=True, help="one JSON line is appended here")
+    st.add_argument("--unavailable-ok", action="store_true", help="exit 0 when the backend cannot run here")
     b = sub.add_parser("bench", help="one benchmark plan (PLANS)")
     b.add_argument("plan", choices=sorted(PLANS))
     b.add_argument("--output", required=True)
@@ -436,6 +511,8 @@ def main(argv=None) -> int:
     if args.command == "smoke":
         return smoke(args.backend, args.dtype, args.cases.split(","), args.capture, args.quick, args.jsonl,
                      args.unavailable_ok)
+    if args.command == "smoke-stream":
+        return smoke_stream(args.backend, args.dtype, args.quick, args.jsonl, args.unavailable_ok)
     if args.command == "bench":
         return bench(args.plan, args.output, args.quick, args.time_per_cell)
     if args.command == "summary":

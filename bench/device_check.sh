@@ -240,14 +240,20 @@ step_smoke_triton() {
     return
   fi
   for dtype in fp32 bf16; do
-    # HHAR with each config index (0 also a captured forward), and the odd config in a process of its own
+    # the module kernels (the default forward: nothing autotuned), both configs and a captured forward
+    smoke_job "triton-$dtype-modules" --backend triton --dtype "$dtype" --cases hhar,odd --capture
+    pids+=($!)
+    # the per-block kernels (UMSNET_FAST_TRITON_MODULES=0): HHAR with each autotuning config index (0 also
+    # a captured forward), and the odd config in a process of its own
     for ((i = 0; i < TRITON_CONFIGS; i++)); do
       cases=(--cases hhar)
       [[ $i == 0 ]] && cases+=(--capture)
-      UMSNET_FAST_AUTOTUNE=config:$i smoke_job "triton-$dtype-config$i" --backend triton --dtype "$dtype" "${cases[@]}"
+      UMSNET_FAST_TRITON_MODULES=0 UMSNET_FAST_AUTOTUNE=config:$i \
+        smoke_job "triton-$dtype-block-config$i" --backend triton --dtype "$dtype" "${cases[@]}"
       pids+=($!)
     done
-    UMSNET_FAST_AUTOTUNE=0 smoke_job "triton-$dtype-odd" --backend triton --dtype "$dtype" --cases odd
+    UMSNET_FAST_TRITON_MODULES=0 UMSNET_FAST_AUTOTUNE=0 \
+      smoke_job "triton-$dtype-block-odd" --backend triton --dtype "$dtype" --cases odd
     pids+=($!)
   done
   wait_all "${pids[@]}"
@@ -263,8 +269,19 @@ step_smoke_cuda() {
   wait_all "${pids[@]}"
 }
 
-# (issue 14, StreamPool: its smoke step's function goes here, e.g. step_smoke_streams, with a line in
-#  the step table; write its JSON lines to "$WORK/smoke/<name>.jsonl" and they land in check.json)
+step_smoke_stream() {  # a StreamPool per GPU backend and dtype (on the CPU in the dry run: triton, interpreted)
+  local backend dtype ok=() pids=()
+  [[ "$DRY_RUN" == 1 ]] && ok=(--unavailable-ok)
+  for backend in triton cuda; do
+    for dtype in fp32 bf16; do
+      [[ "$DRY_RUN" == 1 && "$dtype" == bf16 ]] && continue  # the interpreter is slow: one dtype rehearses it
+      "$PY" -m umsnet_fast.bench.device_check smoke-stream --backend "$backend" --dtype "$dtype" $QUICK \
+        --jsonl "$WORK/smoke/stream-$backend-$dtype.jsonl" "${ok[@]}" &
+      pids+=($!)
+    done
+  done
+  wait_all "${pids[@]}"
+}
 
 bench_plan() {  # PLAN
   COLUMNS=160 "$PY" -m umsnet_fast.bench.device_check bench "$1" --output "$OUT/bench-$1" $QUICK \

@@ -2,7 +2,9 @@
 
 - eager: the reference model (`umsnet_fast.reference.UMSNet`) in eval mode under no_grad.
 - fast-<backend>: `umsnet_fast.UMSNet` on each backend that `available_backends()` says can run here.
-- fast-<backend>-graph (CUDA): the same through `umsnet_fast.compile` (one CUDA graph per batch size).
+- fast-<backend>-graph (CUDA): the same through `umsnet_fast.compile` (one CUDA graph per batch size);
+  fast-triton-per-block-graph: the triton forward captured on its per-block kernels, the baseline of
+  its module kernels.
 - inductor, inductor-reduce-overhead, inductor-max-autotune: `torch.compile` of the reference (modes
   default / reduce-overhead / max-autotune; the last two on CUDA only), compiled once per dtype with
   `dynamic=False`: each batch size is one static-shape recompile (inductor's best code for that shape).
@@ -123,10 +125,13 @@ class EagerEngine(Engine):
 
 
 class FastEngine(Engine):
-    def __init__(self, backend: str, graph: bool = False):
-        self.backend, self.graph = backend, graph
-        self.name = f"fast-{backend}" + ("-graph" if graph else "")
+    def __init__(self, backend: str, graph: bool = False, per_block: bool = False):
+        # per_block (triton, captured): the forward on the per-block kernels instead of the module kernels
+        # (UMSNET_FAST_TRITON_MODULES=0 while the graph is captured), the baseline of the module kernels
+        self.backend, self.graph, self.per_block = backend, graph, per_block
+        self.name = f"fast-{backend}" + ("-per-block" if per_block else "") + ("-graph" if graph else "")
         self.description = f"umsnet_fast.UMSNet, backend {backend!r}" + (
+            ", per-block kernels" if per_block else "") + (
             ", captured (umsnet_fast.compile, one CUDA graph)" if graph else "")
         if graph:
             self.device_types = ("cuda",)
@@ -145,11 +150,32 @@ class FastEngine(Engine):
     def make(self, ctx, dtype, batch):
         if not self.graph:
             return self._model
-        return umsnet_fast.compile(self._model, batch, dtype, slice_length=ctx.slice_length,
-                                   device=ctx.device, on_new_batch="raise")
+        with _env(per_block_env() if self.per_block else {}):
+            return umsnet_fast.compile(self._model, batch, dtype, slice_length=ctx.slice_length,
+                                       device=ctx.device, on_new_batch="raise")
 
     def finish(self, ctx, dtype):
         self._model = None
+
+
+def per_block_env() -> dict:
+    from umsnet_fast.backends.triton import MODULES_ENV
+    return {MODULES_ENV: "0"}
+
+
+@contextlib.contextmanager
+def _env(values: dict):
+    """os.environ with `values` set for the block, then as it was."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class InductorEngine(Engine):
@@ -319,6 +345,8 @@ def all_engines(device: torch.device) -> list[Engine]:
     engines += [FastEngine(b) for b in backends]
     if device.type == "cuda":
         engines += [FastEngine(b, graph=True) for b in backends]
+        if "triton" in backends:
+            engines.append(FastEngine("triton", graph=True, per_block=True))
         engines += [InductorEngine("default"), InductorEngine("reduce-overhead"), InductorEngine("max-autotune")]
     else:
         engines += [InductorEngine("default"), OnnxRuntimeEngine(), OpenVinoEngine()]

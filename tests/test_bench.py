@@ -213,13 +213,15 @@ def test_device_check_dry_run(tmp_path):
     assert any(r["what"].startswith("compile") for r in triton) and any(r["case"] == "odd" for r in triton)
     assert all(r["rel_err"] < (1e-5 if r["dtype"] == "fp32" else 3e-2) for r in triton)
     cuda = [r for r in smoke if r["backend"] == "cuda"]
-    assert len(cuda) == 2 and all(r["status"] == "unavailable" and "CUDA" in r["error"] for r in cuda)
+    assert len(cuda) == 3 and all(r["status"] == "unavailable" and "CUDA" in r["error"] for r in cuda)
+    stream = [r for r in smoke if r["case"] == "stream-pool"]  # the StreamPool smoke, both backends
+    assert {(r["backend"], r["status"]) for r in stream} == {("triton", "ok"), ("cuda", "unavailable")}, stream
     assert check["tests"] and check["tests"].get("skipped", 0) > 50 and "failed" not in check["tests"]
     for plan in ("latency", "throughput", "autotune"):
         (doc,) = [json.loads(p.read_text()) for p in (tmp_path / f"bench-{plan}").glob("*.json")]
         assert doc["complete"] and all(r["status"] == "ok" for r in doc["results"]), doc["results"]
     summary = (tmp_path / "summary.txt").read_text()
-    assert "smoke: 3 of 5 checks ok" in summary and "GPU tests: " in summary
+    assert "smoke: 4 of 7 checks ok" in summary and "GPU tests: " in summary
     table_head = "engine                     dtype batch       median  x eager"
     assert table_head in summary and table_head in proc.stdout
     # the table comes last: its rows end the output (the device tool's reply carries the tail)
