@@ -54,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default=os.path.join("bench", "results"), metavar="DIR",
                    help="where the JSON and PNG go (default bench/results)")
     p.add_argument("--quick", action="store_true",
-                   help="a tiny run (K=2 unless --slices is given, batches 1,2, a few calls each): for tests and dry runs")
+                   help="a tiny run (K=2 unless --slices is given, batches 1,2, a few calls each): for tests and "
+                        "dry runs")
     p.add_argument("--time-per-cell", type=float, default=None, metavar="S",
                    help="seconds of timed calls per engine and batch size (default 3, --quick 0.05)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")

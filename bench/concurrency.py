@@ -80,10 +80,9 @@ def python_progress_beside(model, xs: list[torch.Tensor], seconds: float) -> flo
 def run(variant: str = "A", preset: str = "hhar", slices: int = 24, batch_sizes=(1, 16), max_threads: int = 2,
         seconds: float = 2.0, backend: str = "cpu") -> dict:
     """Throughput of 1..max_threads Python threads at each batch size, one intra-op thread each."""
-    from umsnet_fast.bench import report
-
     import umsnet_fast
     from umsnet_fast import presets
+    from umsnet_fast.bench import report
     from umsnet_fast.testing import randomize_
 
     p = presets.get_preset(preset)

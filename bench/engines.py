@@ -31,8 +31,8 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -49,7 +49,7 @@ class BenchContext:
     """What every engine shares: the reference model (fp32, CPU master copy), device, threads."""
 
     reference: torch.nn.Module
-    preset: "umsnet_fast.presets.DatasetPreset"
+    preset: umsnet_fast.presets.DatasetPreset
     slices: int
     device: torch.device
     threads: int
@@ -278,7 +278,8 @@ class OnnxRuntimeEngine(Engine):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self._names = [i.name for i in self._session.get_inputs()]
-        ctx.notes[self.name] = f"onnxruntime {ort.__version__}, {exporter}, intra-op threads {ctx.threads}, spinning off"
+        ctx.notes[self.name] = (f"onnxruntime {ort.__version__}, {exporter}, intra-op threads {ctx.threads}, "
+                                "spinning off")
 
     def make(self, ctx, dtype, batch):
         session, names = self._session, self._names

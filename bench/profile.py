@@ -6,7 +6,7 @@ removes the launch gaps); kernel time close to it means the kernels do. Read wit
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -8,8 +8,8 @@ included; in throughput mode calls are queued back to back, as a server under lo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -20,7 +20,7 @@
 
 namespace {
 
-using namespace umsnet_cpu;
+using namespace umsnet_fast::cpu;
 
 const KernelTable* g_kernels = nullptr;
 
@@ -76,7 +76,7 @@ void check_vec(const at::Tensor& t, int64_t n, const char* what) {
 
 struct Linear {
   at::Tensor w, b;  // packed: fp32 (P, k, 32) or bf16 (P, kp/2, 32, 2); bias fp32 (P * 32,); P = ceil(n/32)
-  LinearP p;
+  LinearParams p;
 };
 
 // weight (n, k), bias (n,), any float dtype (Python folds scales in float64) -> the packed layout of
@@ -114,19 +114,17 @@ Linear make_linear(const at::Tensor& weight, const at::Tensor& bias, bool bf16) 
 struct Block {
   at::Tensor dw, ln_w, ln_b;
   Linear fc1, fc2;
-  BlockP p;
+  BlockParams p;
 };
 
 Block make_block(at::Tensor dw, at::Tensor ln_w, at::Tensor ln_b, double eps, Linear fc1, Linear fc2) {
   check_f32(dw, "depthwise weight");
-  TORCH_CHECK(dw.dim() == 2 && dw.is_contiguous(), "depthwise weight: expected contiguous (k, C), got ",
-              dw.sizes());
+  TORCH_CHECK(dw.dim() == 2 && dw.is_contiguous(), "depthwise weight: expected contiguous (k, C), got ", dw.sizes());
   const int64_t c = dw.size(1);
   check_vec(ln_w, c, "LayerNorm weight");
   check_vec(ln_b, c, "LayerNorm bias");
-  TORCH_CHECK(fc1.p.k == c && fc2.p.n == c && fc2.p.k == fc1.p.n, "LSR block of width ", c,
-              ": expected fc1 (H, ", c, ") and fc2 (", c, ", H), got fc1 (", fc1.p.n, ", ", fc1.p.k,
-              ") and fc2 (", fc2.p.n, ", ", fc2.p.k, ")");
+  TORCH_CHECK(fc1.p.k == c && fc2.p.n == c && fc2.p.k == fc1.p.n, "LSR block of width ", c, ": expected fc1 (H, ", c,
+              ") and fc2 (", c, ", H), got fc1 (", fc1.p.n, ", ", fc1.p.k, ") and fc2 (", fc2.p.n, ", ", fc2.p.k, ")");
   Block b{dw, ln_w, ln_b, fc1, fc2, {}};
   b.p.dw = dw.data_ptr<float>();
   b.p.ln_w = ln_w.data_ptr<float>();
@@ -143,9 +141,9 @@ struct Module {
   Linear stem;
   at::Tensor ln_w, ln_b;
   std::vector<std::vector<Block>> stages;
-  std::vector<BlockP> block_views;  // all stages' blocks, in order; ModuleP points into it
+  std::vector<BlockParams> block_views;  // all stages' blocks, in order; ModuleParams points into it
   std::vector<Linear> downs;
-  ModuleP p;
+  ModuleParams p;
 };
 
 std::shared_ptr<Module> make_module(Linear stem, at::Tensor ln_w, at::Tensor ln_b, double eps,
@@ -160,7 +158,7 @@ std::shared_ptr<Module> make_module(Linear stem, at::Tensor ln_w, at::Tensor ln_
   check_vec(ln_b, stem.p.n, "stem LayerNorm bias");
   auto m = std::make_shared<Module>();
   m->stem = stem, m->ln_w = ln_w, m->ln_b = ln_b, m->stages = std::move(stages), m->downs = std::move(downs);
-  ModuleP& p = m->p;
+  ModuleParams& p = m->p;
   p.c_in = stem.p.k;
   p.nstages = (int)m->stages.size();
   p.stem = stem.p;
@@ -195,15 +193,14 @@ std::shared_ptr<Module> make_module(Linear stem, at::Tensor ln_w, at::Tensor ln_
 struct EncoderLayer {
   at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
   Linear qkv, out, fc1, fc2;
-  LayerP p;
+  LayerParams p;
 };
 
-EncoderLayer make_layer(at::Tensor ln1_w, at::Tensor ln1_b, Linear qkv, Linear out, at::Tensor ln2_w,
-                        at::Tensor ln2_b, Linear fc1, Linear fc2, double eps, int64_t heads, double q_scale) {
+EncoderLayer make_layer(at::Tensor ln1_w, at::Tensor ln1_b, Linear qkv, Linear out, at::Tensor ln2_w, at::Tensor ln2_b,
+                        Linear fc1, Linear fc2, double eps, int64_t heads, double q_scale) {
   const int64_t d = out.p.n;
   TORCH_CHECK(heads >= 1 && d % heads == 0, "encoder layer: width ", d, " is not divisible by ", heads, " heads");
-  TORCH_CHECK(qkv.p.n == 3 * d && qkv.p.k == d && out.p.k == d && fc1.p.k == d && fc2.p.n == d &&
-                  fc2.p.k == fc1.p.n,
+  TORCH_CHECK(qkv.p.n == 3 * d && qkv.p.k == d && out.p.k == d && fc1.p.k == d && fc2.p.n == d && fc2.p.k == fc1.p.n,
               "encoder layer of width ", d, ": inconsistent projections qkv (", qkv.p.n, ", ", qkv.p.k, "), out (",
               out.p.n, ", ", out.p.k, "), fc1 (", fc1.p.n, ", ", fc1.p.k, "), fc2 (", fc2.p.n, ", ", fc2.p.k, ")");
   for (auto* t : {&ln1_w, &ln1_b, &ln2_w, &ln2_b}) check_vec(*t, d, "encoder LayerNorm parameter");
@@ -221,13 +218,13 @@ EncoderLayer make_layer(at::Tensor ln1_w, at::Tensor ln1_b, Linear qkv, Linear o
 
 struct Model {
   std::vector<std::shared_ptr<Module>> sensors;
-  std::vector<ModuleP> sensor_views;
+  std::vector<ModuleParams> sensor_views;
   std::shared_ptr<Module> fusion;
   Linear token, head;
   at::Tensor cls, pos, norm_w, norm_b;
   std::vector<EncoderLayer> layers;
-  std::vector<LayerP> layer_views;
-  ModelP p;
+  std::vector<LayerParams> layer_views;
+  ModelParams p;
 };
 
 std::shared_ptr<Model> make_model(std::vector<std::shared_ptr<Module>> sensors, std::shared_ptr<Module> fusion,
@@ -251,14 +248,13 @@ std::shared_ptr<Model> make_model(std::vector<std::shared_ptr<Module>> sensors, 
   check_vec(norm_w, d, "final LayerNorm weight");
   check_vec(norm_b, d, "final LayerNorm bias");
   TORCH_CHECK(head.p.k == d, "head: expected (num_classes, ", d, "), got (", head.p.n, ", ", head.p.k, ")");
-  for (auto& l : layers)
-    TORCH_CHECK(l.p.out.n == d, "encoder layer: expected width ", d, ", got ", l.p.out.n);
+  for (auto& l : layers) TORCH_CHECK(l.p.out.n == d, "encoder layer: expected width ", d, ", got ", l.p.out.n);
   auto m = std::make_shared<Model>();
   m->sensors = std::move(sensors), m->fusion = fusion, m->token = token, m->head = head, m->cls = cls, m->pos = pos;
   m->norm_w = norm_w, m->norm_b = norm_b, m->layers = std::move(layers);
   for (auto& s : m->sensors) m->sensor_views.push_back(s->p);
   for (auto& l : m->layers) m->layer_views.push_back(l.p);
-  ModelP& p = m->p;
+  ModelParams& p = m->p;
   p.nsensors = (int)m->sensors.size();
   p.num_slices = (int)num_slices;
   p.d = (int)d;
@@ -319,7 +315,8 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 at::Tensor lsr_block(const at::Tensor& x, const Block& b) {
   check_act(x, "lsr_block input");
-  TORCH_CHECK(x.dim() == 3 && x.size(2) == b.p.c, "lsr_block: expected x (batch, length, ", b.p.c, "), got ", x.sizes());
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == b.p.c, "lsr_block: expected x (batch, length, ", b.p.c, "), got ",
+              x.sizes());
   auto y = as_f32(x).clone();
   if (y.numel() > 0) kernels().lsr_block(y.data_ptr<float>(), (int)x.size(0), (int)x.size(1), b.p, threads());
   return y.to(x.scalar_type());
@@ -342,7 +339,8 @@ at::Tensor lsr_module(const at::Tensor& x, const Module& m) {
 at::Tensor attention(const at::Tensor& qkv, int64_t heads, double scale) {
   check_act(qkv, "qkv");
   TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0 && (qkv.size(2) / 3) % heads == 0,
-              "attention: expected qkv (batch, tokens, 3 * d) with d divisible by ", heads, " heads, got ", qkv.sizes());
+              "attention: expected qkv (batch, tokens, 3 * d) with d divisible by ", heads, " heads, got ",
+              qkv.sizes());
   auto qc = as_f32(qkv);
   const int64_t d = qkv.size(2) / 3;
   auto out = at::empty({qkv.size(0), qkv.size(1), d}, qc.options());
@@ -365,20 +363,20 @@ at::Tensor encoder_layer(const at::Tensor& x, const EncoderLayer& l) {
 at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
   TORCH_CHECK((int)xs.size() == m.p.nsensors, "forward: expected ", m.p.nsensors, " input tensors, got ", xs.size());
   const int64_t B = xs[0].size(0), K = m.p.num_slices;
-  std::vector<InputP> in(xs.size());
+  std::vector<InputParams> in(xs.size());
   for (size_t i = 0; i < xs.size(); ++i) {
     const auto& x = xs[i];
     check_act(x, "sensor input");
     TORCH_CHECK(x.scalar_type() == xs[0].scalar_type(), "sensor ", i, ": expected ", xs[0].scalar_type(),
                 " like sensor 0, got ", x.scalar_type());
-    const ModuleP& s = m.p.sensors[i];
-    TORCH_CHECK(x.dim() == 3 && x.size(0) == B && x.size(1) == s.c_in && x.size(2) % K == 0,
-                "sensor ", i, ": expected (", B, ", ", s.c_in, ", K * L) with K = ", K, ", got ", x.sizes());
+    const ModuleParams& s = m.p.sensors[i];
+    TORCH_CHECK(x.dim() == 3 && x.size(0) == B && x.size(1) == s.c_in && x.size(2) % K == 0, "sensor ", i,
+                ": expected (", B, ", ", s.c_in, ", K * L) with K = ", K, ", got ", x.sizes());
     int64_t L = x.size(2) / K;
     for (int st = 1; st < s.nstages; ++st) L /= s.down_stride[st - 1];
     TORCH_CHECK(L >= 1, "sensor ", i, ": slice length ", x.size(2) / K, " is too short for the downsamples");
-    in[i] = InputP{x.data_ptr(), x.scalar_type() == at::kBFloat16, x.stride(0), x.stride(1), x.stride(2),
-                   (int)x.size(2)};
+    in[i] = InputParams{x.data_ptr(),  x.scalar_type() == at::kBFloat16, x.stride(0), x.stride(1), x.stride(2),
+                        (int)x.size(2)};
   }
   auto logits = at::empty({B, (int64_t)m.p.num_classes}, xs[0].options().dtype(at::kFloat));
   if (B > 0) kernels().forward(m.p, in.data(), (int)B, logits.data_ptr<float>(), threads());

@@ -18,8 +18,7 @@ import triton.language as tl
 
 from umsnet_fast.ops import linear_layernorm_ref
 
-from ._common import (MIN_DOT, autotune, autotune_configs, block_size, check_tensor, dot, dot_precision,
-                      layernorm_rows)
+from ._common import MIN_DOT, autotune, autotune_configs, block_size, check_tensor, dot, dot_precision, layernorm_rows
 
 __all__ = ["linear_layernorm", "linear_layernorm_op", "linear_layernorm_ref", "tap_linear", "MAX_LN_C"]
 

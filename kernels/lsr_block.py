@@ -17,13 +17,23 @@ from typing import Optional  # custom_op schemas: spelled Optional[...] for ever
 
 import torch
 import triton
-import triton.testing  # do_bench, for the fused/split choice
 import triton.language as tl
+import triton.testing  # do_bench, for the fused/split choice
 
 from umsnet_fast.ops import lsr_block_ref
 
-from ._common import (INTERPRET, MIN_DOT, autotune, autotune_configs, block_size, capturing, dot_precision,
-                      prune_by_footprint, row_bucket, row_tile)
+from ._common import (
+    INTERPRET,
+    MIN_DOT,
+    autotune,
+    autotune_configs,
+    block_size,
+    capturing,
+    dot_precision,
+    prune_by_footprint,
+    row_bucket,
+    row_tile,
+)
 from .dwconv_layernorm import check_dwconv_args, dwconv_layernorm, dwconv_ln_tile
 from .mlp_residual import check_mlp_weights, mlp_epilogue, mlp_residual, mlp_tile
 

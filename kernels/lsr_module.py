@@ -207,7 +207,7 @@ class ModuleLayout:
                 *self.offsets]
 
     @classmethod
-    def from_list(cls, v: list[int], eps: float) -> "ModuleLayout":
+    def from_list(cls, v: list[int], eps: float) -> ModuleLayout:
         c_in, s, ksize, stride, numel = v[:5]
         rest = v[5:]
         return cls(c_in, tuple(rest[:s]), tuple(rest[s:2 * s]), tuple(rest[2 * s:3 * s]), ksize, stride,

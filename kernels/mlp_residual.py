@@ -17,8 +17,18 @@ import triton.language as tl
 
 from umsnet_fast.ops import mlp_residual_ref
 
-from ._common import (MIN_DOT, autotune, autotune_configs, block_size, check_tensor, dot, dot_precision, gelu,
-                      prune_by_footprint, row_tile)
+from ._common import (
+    MIN_DOT,
+    autotune,
+    autotune_configs,
+    block_size,
+    check_tensor,
+    dot,
+    dot_precision,
+    gelu,
+    prune_by_footprint,
+    row_tile,
+)
 
 __all__ = ["mlp_residual", "mlp_residual_op", "mlp_residual_ref", "MAX_C"]
 

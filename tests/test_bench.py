@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from umsnet_fast import cli
-from umsnet_fast.bench import device_check
+from umsnet_fast.bench import device_check, report, runner
 from umsnet_fast.bench import engines as bench_engines
-from umsnet_fast.bench import report, runner
 from umsnet_fast.bench.timing import Budget, Timing, time_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,7 +310,7 @@ def test_openvino_and_fast_cpu_in_fp32_and_bf16(tmp_path):
     # the engines run one after the other: all cells of one engine at one dtype are adjacent
     order = [(r["engine"], r["dtype"]) for r in doc["results"]]
     assert order == [(e, d) for d in ("fp32", "bf16") for e in engines for _ in (1, 3)]
-    for (engine, dtype, batch), row in rows.items():
+    for (engine, dtype, _batch), row in rows.items():
         if engine == "openvino" and not HAVE_OV:
             assert row["status"] == "skipped" and "openvino is not installed" in row["reason"]
             continue

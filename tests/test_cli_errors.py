@@ -9,11 +9,11 @@ import torch
 pytest.importorskip("safetensors", reason="checkpoints need safetensors: pip install 'umsnet-fast[data]'")
 pytest.importorskip("sklearn", reason="training needs scikit-learn: pip install 'umsnet-fast[data]'")
 
-from har_files import write_mhealth  # noqa: E402
-
 from umsnet_fast import presets, reference  # noqa: E402
 from umsnet_fast.cli import main  # noqa: E402
 from umsnet_fast.har import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+
+from har_files import write_mhealth  # noqa: E402
 
 TINY = dict(dims=(8, 8, 8, 8), fusion_dims=(8, 8, 8, 8), depths=(1, 1, 1, 1), fusion_depths=(1, 1, 1, 1),
             num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16)

@@ -1,12 +1,13 @@
-"""The `cpu` backend (csrc/cpu, umsnet_fast._cpu): the whole model against the reference (numerics contract of DESIGN.md section 3), every instruction-set build this
-CPU runs (the portable one included), repacking after parameter changes, and the fallback when the
-extension is missing or was built for another torch. Each op against its *_ref on every ISA build:
+"""The `cpu` backend (csrc/cpu, umsnet_fast._cpu): the whole model against the reference (numerics
+contract of DESIGN.md section 3), every instruction-set build this CPU runs (the portable one included),
+repacking after parameter changes, and the fallback when the extension is missing or was built for
+another torch. Each op against its *_ref on every ISA build:
 tests/ops."""
 from __future__ import annotations
 
 import copy
-import math
 import functools
+import math
 import warnings
 
 import pytest
@@ -89,7 +90,7 @@ def _pair(preset, k, variant="A"):
     return UMSNet.from_reference(ref, backend="cpu").eval(), ref
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shared_pair(preset_name, k, variant="A"):
     """A (fast, reference) pair built once per session, for tests that do not change the weights
     (check_model works on copies)."""

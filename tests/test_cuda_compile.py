@@ -36,7 +36,8 @@ pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH: th
 def run(cmd: list[str], what: str, cwd: Path | None = None, timeout: int = 600) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        pytest.fail(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        pytest.fail(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stdout[-4000:]}\n"
+                    f"{proc.stderr[-8000:]}")
     return proc.stdout + proc.stderr
 
 
@@ -48,7 +49,8 @@ def test_there_are_cuda_sources():
 def test_nvcc_compiles_for_every_arch(source, tmp_path):
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
     out = run([NVCC, "-c", "-O3", "-std=c++17", "-Werror", "all-warnings",
-               "-Xcompiler", "-Wall,-Wextra,-Werror", *TORCH_NVCC_FLAGS, *gencode, "-Xptxas", "-warn-spills", "--threads", "2",
+               "-Xcompiler", "-Wall,-Wextra,-Werror", *TORCH_NVCC_FLAGS, *gencode, "-Xptxas", "-warn-spills",
+               "--threads", "2",
                f"-I{ROOT / 'csrc' / 'cuda'}", str(source), "-o", str(tmp_path / (source.stem + ".o"))],
               f"nvcc {source.name}")
     assert (tmp_path / (source.stem + ".o")).stat().st_size > 0, out

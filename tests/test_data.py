@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from har_files import ACTIVITY_CODE, MHEALTH_RUNS, write_hhar, write_mhealth
 
 from umsnet_fast import presets
 from umsnet_fast.har import DataFormatError, load_hhar, load_mhealth
+
+from har_files import ACTIVITY_CODE, MHEALTH_RUNS, write_hhar, write_mhealth
 
 
 def mhealth_windows_expected(window_s: float, step_s: float | None) -> dict[int, int]:

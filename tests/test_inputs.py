@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from umsnet_fast import SensorSpec, UMSNet, presets
-from umsnet_fast import reference
+from umsnet_fast import SensorSpec, UMSNet, presets, reference
 
 MODELS = [reference.UMSNet, UMSNet]
 
@@ -30,7 +29,8 @@ def test_wrong_sensor_names(model):
 
 def test_wrong_channel_count(model):
     acc, gyro = good()
-    with pytest.raises(ValueError, match=r"sensor 'gyro': expected shape \(batch, 3, K\*L\) with K=6, got \(2, 4, 150\)"):
+    with pytest.raises(ValueError,
+                       match=r"sensor 'gyro': expected shape \(batch, 3, K\*L\) with K=6, got \(2, 4, 150\)"):
         model([acc, torch.randn(2, 4, 150)])
 
 
@@ -42,7 +42,8 @@ def test_wrong_rank(model):
 
 def test_length_not_multiple_of_k(model):
     acc, gyro = good()
-    with pytest.raises(ValueError, match=r"sensor 'acc': length 149 is not a multiple of num_slices=6.*got \(2, 3, 149\)"):
+    with pytest.raises(ValueError,
+                       match=r"sensor 'acc': length 149 is not a multiple of num_slices=6.*got \(2, 3, 149\)"):
         model([acc[..., :149], gyro])
 
 

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 import umsnet_fast
-from umsnet_fast import SensorSpec, UMSNet, available_backends, presets
-from umsnet_fast import reference
+from umsnet_fast import SensorSpec, UMSNet, available_backends, presets, reference
 from umsnet_fast.testing import check_model, randomize_
 
 

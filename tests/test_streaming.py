@@ -2,6 +2,7 @@
 runs here; a pool's are the single streams'; bad input leaves the state as it was; weight changes
 recompute the cached features; `umsnet-fast annotate` end to end."""
 import random
+import re
 
 import pytest
 import torch
@@ -358,10 +359,10 @@ def _expected_probs(model, norm, rec, k, hop, length):
 
 def test_annotate_a_subject_end_to_end(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from har_files import write_hhar
-
     from umsnet_fast import cli
     from umsnet_fast.har.datasets import load_recordings
+
+    from har_files import write_hhar
 
     k, hop = 4, 2
     (tmp_path / "hhar").mkdir()
@@ -415,27 +416,33 @@ def test_annotate_a_csv_recording(tmp_path, capsys):
     assert (out / "wrist.png").stat().st_size > 0
 
 
-def test_annotate_bad_input_is_one_line(tmp_path):
+def test_annotate_bad_input_is_one_line(tmp_path, capsys):
     import subprocess
     import sys
 
     from umsnet_fast import cli
 
+    def fails_with(pattern, argv):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("umsnet-fast annotate: error: ") and err.count("\n") == 1, err
+        assert re.search(pattern, err), err
+
     ck, _, _ = _checkpoint(tmp_path, presets.HHAR, 2)
     bad = tmp_path / "bad.csv"
     bad.write_text("t,ax,ay,az,gx,gy,gz\n0,1,2,3,4,5,6\n0.01,1,2,x,4,5,6\n")
-    with pytest.raises(SystemExit, match=r"bad.csv, line 3: 'x' is not a number"):
-        cli.main(["annotate", "--checkpoint", str(ck), "--csv", str(bad), "--no-plot", "--output", str(tmp_path)])
+    fails_with(r"bad.csv, line 3: 'x' is not a number",
+               ["annotate", "--checkpoint", str(ck), "--csv", str(bad), "--no-plot", "--output", str(tmp_path)])
     short = tmp_path / "short.csv"
     short.write_text("t,ax,ay,az\n0,1,2,3\n")
-    with pytest.raises(SystemExit, match=r"line 1: expected 7 columns \(time, then acc\[0\], acc\[1\]"):
-        cli.main(["annotate", "--checkpoint", str(ck), "--csv", str(short), "--no-plot"])
+    fails_with(r"line 1: expected 7 columns \(time, then acc\[0\], acc\[1\]",
+               ["annotate", "--checkpoint", str(ck), "--csv", str(short), "--no-plot"])
     from har_files import write_mhealth
     (tmp_path / "m").mkdir()
     write_mhealth(tmp_path / "m", subjects=(1,))
-    with pytest.raises(SystemExit, match=r"the checkpoint's sensors \['acc', 'gyro'\] are not mhealth's"):
-        cli.main(["annotate", "--checkpoint", str(ck), "--dataset", "mhealth", "--data-root", str(tmp_path / "m"),
-                  "--subject", "1"])
+    fails_with(r"the checkpoint's sensors \['acc', 'gyro'\] are not mhealth's",
+               ["annotate", "--checkpoint", str(ck), "--dataset", "mhealth", "--data-root", str(tmp_path / "m"),
+                "--subject", "1"])
     proc = subprocess.run([sys.executable, "-m", "umsnet_fast", "annotate", "--checkpoint", str(ck), "--data-root",
                            str(tmp_path), "--subject", "zz"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

@@ -11,14 +11,14 @@ import torch
 pytest.importorskip("sklearn", reason="training needs scikit-learn: pip install 'umsnet-fast[data]'")
 pytest.importorskip("safetensors", reason="checkpoints need safetensors: pip install 'umsnet-fast[data]'")
 
-from har_files import write_hhar, write_mhealth  # noqa: E402
-
 from umsnet_fast import reference  # noqa: E402
 from umsnet_fast.cli import main  # noqa: E402
 from umsnet_fast.har import CheckpointError, load_checkpoint, load_mhealth  # noqa: E402
 from umsnet_fast.har._optional import require  # noqa: E402
 from umsnet_fast.har.train import make_folds  # noqa: E402
 from umsnet_fast.model import UMSNet  # noqa: E402
+
+from har_files import write_hhar, write_mhealth  # noqa: E402
 
 TINY = ["--dims", "8,8,8,8", "--fusion-dims", "8,8,8,8", "--depths", "1,1,1,1", "--fusion-depths", "1,1,1,1",
         "--layers", "1", "--embed-dim", "16", "--heads", "2", "--mlp-dim", "16",

@@ -18,12 +18,13 @@ import torch
 
 pytest.importorskip("triton")
 
-from op_cases import LAYOUTS, make_input, with_layout  # noqa: E402
 from umsnet_fast.kernels import _common, downsample, layer_norm, linear_layernorm, lsr_block, mlp_residual  # noqa: E402
 from umsnet_fast.kernels import dwconv_layernorm as dwln  # noqa: E402
 from umsnet_fast.reference import LSRBlock, Stem  # noqa: E402
 from umsnet_fast.testing import check_op, randomize_  # noqa: E402
 from umsnet_fast.weights import BlockWeights  # noqa: E402
+
+from op_cases import LAYOUTS, make_input, with_layout  # noqa: E402
 
 DEVICES = [
     pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(

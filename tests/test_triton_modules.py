@@ -15,9 +15,9 @@ import torch
 
 pytest.importorskip("triton")
 
+from umsnet_fast import SensorSpec  # noqa: E402
 from umsnet_fast.kernels import _common  # noqa: E402
 from umsnet_fast.kernels import lsr_module as lm  # noqa: E402
-from umsnet_fast import SensorSpec  # noqa: E402
 from umsnet_fast.reference import LSRModule  # noqa: E402
 from umsnet_fast.reference import UMSNet as ReferenceUMSNet  # noqa: E402
 from umsnet_fast.testing import check_op, module_atol, randomize_  # noqa: E402

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
 
 # Paper Table 1: LSR blocks per stage in the single- and multi-sensor modules, encoder layers.
 VARIANTS = {
@@ -110,7 +110,7 @@ class UMSNetConfig:
         layer_scale_init: float = 1e-6,
         drop_path_rate: float = 0.0,
         dropout: float = 0.0,
-    ) -> "UMSNetConfig":
+    ) -> UMSNetConfig:
         if isinstance(variant, str):
             variant = variant.upper()
         if not isinstance(variant, str) or variant not in VARIANTS:
@@ -133,7 +133,8 @@ class UMSNetConfig:
         if len(depths) != len(dims):
             raise ValueError(f"depths {depths} must have one entry per stage of dims {dims}")
         if len(fusion_depths) != len(fusion_dims):
-            raise ValueError(f"fusion_depths {fusion_depths} must have one entry per stage of fusion_dims {fusion_dims}")
+            raise ValueError(f"fusion_depths {fusion_depths} must have one entry per stage of fusion_dims "
+                             f"{fusion_dims}")
         num_layers = defaults["num_layers"] if num_layers is None else num_layers
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 0:
             raise ValueError(f"num_layers must be an int >= 0, got {num_layers!r}")

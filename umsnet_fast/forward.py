@@ -30,7 +30,7 @@ PRIMITIVE_OPS = {
 }
 
 
-def run_lsr_module(ops: "OpSet", x: torch.Tensor, w: LSRModuleWeights) -> torch.Tensor:
+def run_lsr_module(ops: OpSet, x: torch.Tensor, w: LSRModuleWeights) -> torch.Tensor:
     """x: (batch, length, C_in) -> (batch, length', dims[-1])."""
     x = ops.linear_layernorm(x, w.stem_weight, w.stem_bias, w.stem_ln_weight, w.stem_ln_bias, w.stem_eps)
     for s, blocks in enumerate(w.stages):
@@ -42,7 +42,7 @@ def run_lsr_module(ops: "OpSet", x: torch.Tensor, w: LSRModuleWeights) -> torch.
     return x
 
 
-def run_encoder_layer(ops: "OpSet", x: torch.Tensor, w: EncoderLayerWeights) -> torch.Tensor:
+def run_encoder_layer(ops: OpSet, x: torch.Tensor, w: EncoderLayerWeights) -> torch.Tensor:
     """Pre-norm Transformer encoder layer. x: (batch, tokens, d) -> (batch, tokens, d)."""
     h = ops.layer_norm(x, w.norm1_weight, w.norm1_bias, w.eps)
     a = ops.attention(ops.linear(h, w.in_proj_weight, w.in_proj_bias), w.num_heads)
@@ -61,7 +61,7 @@ def window_slices(xs: list[torch.Tensor], num_slices: int) -> list[torch.Tensor]
     return out
 
 
-def run_slice_features(ops: "OpSet", w: ModelWeights, slices: list[torch.Tensor]) -> torch.Tensor:
+def run_slice_features(ops: OpSet, w: ModelWeights, slices: list[torch.Tensor]) -> torch.Tensor:
     """Stage 1, each slice alone: per-sensor slices (n, L_i, C_i) -> slice features (n, sum_i dims[-1]).
 
     Each sensor's LSR module, then the mean over the remaining length; sensors concatenated in order.
@@ -69,12 +69,12 @@ def run_slice_features(ops: "OpSet", w: ModelWeights, slices: list[torch.Tensor]
     return torch.cat([ops.lsr_module(x, mw).mean(1) for mw, x in zip(w.sensors, slices)], -1)
 
 
-def run_window_head(ops: "OpSet", w: ModelWeights, features: torch.Tensor) -> torch.Tensor:
+def run_window_head(ops: OpSet, w: ModelWeights, features: torch.Tensor) -> torch.Tensor:
     """Stages 2 and 3: slice features of whole windows (batch, K, F) -> logits (batch, num_classes)."""
     return run_transformer(ops, w, ops.lsr_module(features, w.fusion))  # fusion: (batch, K, fusion_dims[-1])
 
 
-def run_transformer(ops: "OpSet", w: ModelWeights, h: torch.Tensor) -> torch.Tensor:
+def run_transformer(ops: OpSet, w: ModelWeights, h: torch.Tensor) -> torch.Tensor:
     """Stage 3: the fusion module's output h (batch, K, fusion_dims[-1]) -> logits (batch, num_classes)."""
     batch = h.shape[0]
     tokens = ops.linear(h, w.token_weight, w.token_bias)
@@ -86,7 +86,7 @@ def run_transformer(ops: "OpSet", w: ModelWeights, h: torch.Tensor) -> torch.Ten
     return ops.linear(pooled, w.head_weight, w.head_bias)
 
 
-def run_model(ops: "OpSet", w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
+def run_model(ops: OpSet, w: ModelWeights, xs: list[torch.Tensor], num_slices: int) -> torch.Tensor:
     """xs: per-sensor (batch, C_i, K * L_i) -> logits (batch, num_classes): stage 1, then stages 2-3."""
     batch = xs[0].shape[0]
     features = ops.slice_features(w, window_slices(xs, num_slices))  # (batch * K, F)

@@ -4,12 +4,11 @@ Everything here looks at shapes, dtypes and devices only, so it never synchronis
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from .config import UMSNetConfig
-
 
 # The floating dtypes both models compute in (the reference backend runs all four; float8 and the like
 # have no LayerNorm, GELU or matmul in PyTorch).

@@ -13,6 +13,7 @@ from .inputs import validate_inputs
 from .weight_watch import WeightWatch
 from .weights import ModelWeights
 
+
 class UMSNet(reference.UMSNet):
     """Same constructor and state_dict as `umsnet_fast.reference.UMSNet`, plus `backend`.
 
@@ -34,7 +35,7 @@ class UMSNet(reference.UMSNet):
         self.backend = backend
 
     @classmethod
-    def from_reference(cls, ref: reference.UMSNet, *, backend: str = "auto") -> "UMSNet":
+    def from_reference(cls, ref: reference.UMSNet, *, backend: str = "auto") -> UMSNet:
         """A fast model with the reference's configuration, weights, device, dtype and mode."""
         model = cls(**ref.config.constructor_kwargs(), backend=backend)
         p = next(ref.parameters())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import SensorSpec, UMSNetConfig
 from .inputs import check_finite as _check_finite

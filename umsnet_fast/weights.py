@@ -6,8 +6,8 @@ Transformer's packed projections are kept as they are. Backends may re-pack thes
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -48,7 +48,7 @@ class BlockWeights(_Weights):
     eps: float
 
     @classmethod
-    def from_module(cls, m) -> "BlockWeights":
+    def from_module(cls, m) -> BlockWeights:
         return cls(m.dwconv.weight[:, 0], m.norm.weight, m.norm.bias, m.pwconv1.weight, m.pwconv1.bias,
                    m.pwconv2.weight, m.pwconv2.bias, m.gamma, m.norm.eps)
 
@@ -60,7 +60,7 @@ class DownsampleWeights(_Weights):
     stride: int
 
     @classmethod
-    def from_module(cls, m) -> "DownsampleWeights":
+    def from_module(cls, m) -> DownsampleWeights:
         bn, conv = m.norm, m.conv
         weight, bias = fold_batchnorm(conv.weight, conv.bias, bn.running_mean, bn.running_var,
                                       bn.weight, bn.bias, bn.eps)
@@ -78,7 +78,7 @@ class LSRModuleWeights(_Weights):
     downsamples: list[DownsampleWeights]  # one fewer than stages
 
     @classmethod
-    def from_module(cls, m) -> "LSRModuleWeights":
+    def from_module(cls, m) -> LSRModuleWeights:
         return cls(m.stem.conv.weight[:, :, 0], m.stem.conv.bias, m.stem.norm.weight, m.stem.norm.bias,
                    m.stem.norm.eps, [[BlockWeights.from_module(b) for b in stage] for stage in m.stages],
                    [DownsampleWeights.from_module(d) for d in m.downsamples])
@@ -102,7 +102,7 @@ class EncoderLayerWeights(_Weights):
     num_heads: int
 
     @classmethod
-    def from_module(cls, m: nn.TransformerEncoderLayer) -> "EncoderLayerWeights":
+    def from_module(cls, m: nn.TransformerEncoderLayer) -> EncoderLayerWeights:
         a = m.self_attn
         return cls(m.norm1.weight, m.norm1.bias, a.in_proj_weight, a.in_proj_bias, a.out_proj.weight,
                    a.out_proj.bias, m.norm2.weight, m.norm2.bias, m.linear1.weight, m.linear1.bias,
@@ -126,7 +126,7 @@ class ModelWeights(_Weights):
 
     @classmethod
     @torch.no_grad()
-    def from_model(cls, model) -> "ModelWeights":
+    def from_model(cls, model) -> ModelWeights:
         """Gather (and fold) the weights of a reference or fast UMSNet; detached from autograd."""
         w = cls([LSRModuleWeights.from_module(m) for m in model.sensor_encoders.values()],
                 LSRModuleWeights.from_module(model.fusion), model.token_proj.weight, model.token_proj.bias,

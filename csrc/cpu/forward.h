@@ -1,6 +1,6 @@
 // The forward stages: sensor modules on tiles of slices, then fusion module + Transformer on tiles of samples.
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 // Buffers of the fusion + Transformer part for a tile of S samples: shared ones and per-thread ones.
 struct HeadScratch {
@@ -10,19 +10,19 @@ struct HeadScratch {
   float* shared = nullptr;
   int64_t per_thread = 0;
 
-  void alloc_shared(const ModelP& m, int S) {
+  void alloc_shared(const ModelParams& m, int S) {
     const int K = m.num_slices, T = K + 1, d = m.d;
     int64_t act, hid, row;
     module_scratch_size(m.fusion, S, K, &act, &hid, &row);
     const int64_t M = (int64_t)S * T;
-    const int64_t sizes[] = {act, act, act, hid, M * d, M * 3 * d, M * d, M * max_mlp(m), M * d,
-                             (int64_t)S * K * d, (int64_t)S * d};
+    const int64_t sizes[] = {
+        act, act, act, hid, M * d, M * 3 * d, M * d, M * max_mlp(m), M * d, (int64_t)S * K * d, (int64_t)S * d};
     int64_t total = 0;
     for (int64_t n : sizes) total += (n + 15) / 16 * 16;
     shared = falloc(total);
     float* p = shared;
-    float** dst[] = {&mod.x, &mod.x2, &mod.h, &mod.hid, &layer.h, &layer.qkv, &layer.att, &layer.hid, &tok,
-                     &proj, &pooled};
+    float** dst[] = {&mod.x,     &mod.x2,    &mod.h, &mod.hid, &layer.h, &layer.qkv,
+                     &layer.att, &layer.hid, &tok,   &proj,    &pooled};
     for (int i = 0; i < 11; ++i) {
       *dst[i] = p;
       p += (sizes[i] + 15) / 16 * 16;
@@ -32,7 +32,7 @@ struct HeadScratch {
 };
 
 // F (S * K, sum of sensor widths) -> logits (S, num_classes) through fusion module and Transformer.
-void head_tile(const ModelP& m, const float* F, int S, float* logits, HeadScratch hs, float* thread_tmp,
+void head_tile(const ModelParams& m, const float* F, int S, float* logits, HeadScratch hs, float* thread_tmp,
                const Par& par) {
   const int K = m.num_slices, T = K + 1, d = m.d;
   hs.mod.tmp = thread_tmp;
@@ -68,7 +68,7 @@ int sensor_group(int l_out, int64_t segments, int threads) {
 }
 
 // Element i of a sensor's input as fp32 (a bf16 is the top half of an fp32).
-inline float input_at(const InputP& in, int64_t i) {
+inline float input_at(const InputParams& in, int64_t i) {
   if (!in.bf16) return ((const float*)in.x)[i];
   const uint32_t bits = (uint32_t)((const uint16_t*)in.x)[i] << 16;
   float f;
@@ -76,7 +76,7 @@ inline float input_at(const InputP& in, int64_t i) {
   return f;
 }
 
-void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int threads) {
+void forward_impl(const ModelParams& m, const InputParams* xs, int B, float* logits, int threads) {
   const int K = m.num_slices;
   const int64_t BK = (int64_t)B * K;
   int fw = 0;
@@ -88,7 +88,7 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
   int64_t need = 0;
   tiles_before[0] = 0;
   for (int i = 0; i < m.nsensors; ++i) {
-    const ModuleP& mod = m.sensors[i];
+    const ModuleParams& mod = m.sensors[i];
     const int L = xs[i].length / K;
     groups[i] = sensor_group(module_out_length(mod, L), BK, threads);
     tiles_before[i + 1] = tiles_before[i] + (int)((BK + groups[i] - 1) / groups[i]);
@@ -104,8 +104,8 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
     for (int job = 0; job < ntiles; ++job) {
       int i = 0;
       while (job >= tiles_before[i + 1]) ++i;
-      const ModuleP& mod = m.sensors[i];
-      const InputP& in = xs[i];
+      const ModuleParams& mod = m.sensors[i];
+      const InputParams& in = xs[i];
       const int L = in.length / K, G = groups[i];
       const int64_t q0 = (int64_t)(job - tiles_before[i]) * G;
       const int g = (int)imin(G, BK - q0);
@@ -118,8 +118,7 @@ void forward_impl(const ModelP& m, const InputP* xs, int B, float* logits, int t
         const int64_t q = q0 + gi, b = q / K, k = q % K;
         for (int t = 0; t < L; ++t)
           for (int c = 0; c < mod.c_in; ++c)
-            gathered[((int64_t)gi * L + t) * mod.c_in + c] =
-                input_at(in, b * in.sb + c * in.sc + (k * L + t) * in.st);
+            gathered[((int64_t)gi * L + t) * mod.c_in + c] = input_at(in, b * in.sb + c * in.sc + (k * L + t) * in.st);
       }
       int off = 0;
       for (int j = 0; j < i; ++j) off += m.sensors[j].dims[m.sensors[j].nstages - 1];

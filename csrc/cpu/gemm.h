@@ -1,6 +1,6 @@
 // GEMM over packed weights: C (M, n) = epilogue(A (M, k) W^T + b), the register-tile microkernel.
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 
 // The epilogue and store of an MR-row register tile (c0: columns 0-15, c1: 16-31 of one panel, bias in).
@@ -60,15 +60,15 @@ struct Fp32Tile {
   }
 };
 
-#if defined(UMS_BF16_DP)
+#if defined(UMSNET_BF16_DP)
 typedef int32_t i32u __attribute__((aligned(2), __may_alias__));
 
 // bf16 weights and activations (rounded by round_rows_bf16): per pair of k, one panel row of 32 column
 // pairs (two zmm) and one broadcast input pair per row, vdpbf16ps adding both products in fp32.
 template <int MR, int EPI, bool HALF>
 struct DotTile {
-  static void run(const uint16_t* A, int64_t lda, const uint16_t* Bp, const float* bias, int K2, float* C,
-                  int64_t ldc, const float* R, int64_t ldr, int ncols) {
+  static void run(const uint16_t* A, int64_t lda, const uint16_t* Bp, const float* bias, int K2, float* C, int64_t ldc,
+                  const float* R, int64_t ldr, int ncols) {
     v16 c0[MR], c1[MR];
     const v16 bias0 = vld(bias), bias1 = vld(bias + 16);
 #pragma GCC unroll 16
@@ -125,8 +125,8 @@ typedef uint32_t v16u __attribute__((vector_size(64), aligned(4), __may_alias__)
 // is the top half of an fp32) and used as two fp32 panel rows; the activations stay fp32.
 template <int MR, int EPI, bool HALF>
 struct WidenTile {
-  static void run(const float* A, int64_t lda, const uint16_t* Bp, const float* bias, int K, float* C,
-                  int64_t ldc, const float* R, int64_t ldr, int ncols) {
+  static void run(const float* A, int64_t lda, const uint16_t* Bp, const float* bias, int K, float* C, int64_t ldc,
+                  const float* R, int64_t ldr, int ncols) {
     v16 c0[MR], c1[MR];
     const v16 bias0 = vld(bias), bias1 = vld(bias + 16);
 #pragma GCC unroll 16
@@ -160,7 +160,7 @@ struct WidenTile {
 };
 #endif
 
-#if defined(UMS_AMX)
+#if defined(UMSNET_AMX)
 // Tiles 0, 1: fp32 accumulators (16 rows x 16 columns: columns 0-15 and 16-31 of a panel); 2: activations
 // (16 rows x 32 bf16 of k); 3, 4: weights (16 pair rows x 16 columns' pairs). All 16 rows of 64 bytes.
 void amx_configure() {
@@ -177,8 +177,8 @@ void amx_configure() {
 // rows (padded to 16 in A, zeros) x one panel: kp / 32 tile products per 16 rows, then the epilogue in
 // registers from the accumulators stored to the stack.
 template <int EPI>
-void amx_panel(const uint16_t* A, int64_t rows, int kp, const uint16_t* Bp, const float* bias, float* C,
-               int64_t ldc, const float* R, int64_t ldr, int ncols) {
+void amx_panel(const uint16_t* A, int64_t rows, int kp, const uint16_t* Bp, const float* bias, float* C, int64_t ldc,
+               const float* R, int64_t ldr, int ncols) {
   float acc[16 * kPanel] __attribute__((aligned(64)));
   for (int64_t r0 = 0; r0 < rows; r0 += 16) {
     _tile_zero(0);
@@ -202,10 +202,10 @@ void amx_panel(const uint16_t* A, int64_t rows, int kp, const uint16_t* Bp, cons
 #endif
 
 template <template <int, int, bool> class Tile, int EPI, bool HALF, int MR>
-struct RowTail {  // the last (rows < UMS_MR) rows of a block
+struct RowTail {  // the last (rows < UMSNET_MR) rows of a block
   template <class TA, class TB>
-  static void run(int rows, const TA* A, int64_t lda, const TB* Bp, const float* bias, int K, float* C,
-                  int64_t ldc, const float* R, int64_t ldr, int ncols) {
+  static void run(int rows, const TA* A, int64_t lda, const TB* Bp, const float* bias, int K, float* C, int64_t ldc,
+                  const float* R, int64_t ldr, int ncols) {
     if (rows == MR)
       Tile<MR, EPI, HALF>::run(A, lda, Bp, bias, K, C, ldc, R, ldr, ncols);
     else
@@ -215,26 +215,25 @@ struct RowTail {  // the last (rows < UMS_MR) rows of a block
 template <template <int, int, bool> class Tile, int EPI, bool HALF>
 struct RowTail<Tile, EPI, HALF, 0> {
   template <class TA, class TB>
-  static void run(int, const TA*, int64_t, const TB*, const float*, int, float*, int64_t, const float*, int64_t,
-                  int) {}
+  static void run(int, const TA*, int64_t, const TB*, const float*, int, float*, int64_t, const float*, int64_t, int) {}
 };
 
-// Rows [0, rows) of A times one panel Bp into C (columns of the panel), in register tiles of UMS_MR rows.
+// Rows [0, rows) of A times one panel Bp into C (columns of the panel), in register tiles of UMSNET_MR rows.
 template <template <int, int, bool> class Tile, int EPI, bool HALF, class TA, class TB>
-void tile_rows(const TA* A, int64_t lda, int64_t rows, const TB* Bp, const float* bias, int K, float* C,
-               int64_t ldc, const float* R, int64_t ldr, int ncols) {
+void tile_rows(const TA* A, int64_t lda, int64_t rows, const TB* Bp, const float* bias, int K, float* C, int64_t ldc,
+               const float* R, int64_t ldr, int ncols) {
   int64_t m = 0;
-  for (; m + UMS_MR <= rows; m += UMS_MR)
-    Tile<UMS_MR, EPI, HALF>::run(A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc, R ? R + m * ldr : nullptr, ldr,
-                                 ncols);
+  for (; m + UMSNET_MR <= rows; m += UMSNET_MR)
+    Tile<UMSNET_MR, EPI, HALF>::run(A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc, R ? R + m * ldr : nullptr, ldr,
+                                    ncols);
   if (m < rows)
-    RowTail<Tile, EPI, HALF, UMS_MR - 1>::run((int)(rows - m), A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc,
-                                              R ? R + m * ldr : nullptr, ldr, ncols);
+    RowTail<Tile, EPI, HALF, UMSNET_MR - 1>::run((int)(rows - m), A + m * lda, lda, Bp, bias, K, C + m * ldc, ldc,
+                                                 R ? R + m * ldr : nullptr, ldr, ncols);
 }
 
 template <template <int, int, bool> class Tile, int EPI, class TA, class TB>
-void panel_rows(const TA* A, int64_t lda, int64_t rows, const TB* Bp, const float* bias, int K, float* C,
-                int64_t ldc, const float* R, int64_t ldr, int ncols) {
+void panel_rows(const TA* A, int64_t lda, int64_t rows, const TB* Bp, const float* bias, int K, float* C, int64_t ldc,
+                const float* R, int64_t ldr, int ncols) {
   if (ncols <= 16)
     tile_rows<Tile, EPI, true>(A, lda, rows, Bp, bias, K, C, ldc, R, ldr, ncols);
   else
@@ -242,7 +241,7 @@ void panel_rows(const TA* A, int64_t lda, int64_t rows, const TB* Bp, const floa
 }
 
 // The same Linear without its first `cols` outputs (a multiple of kPanel), in either layout.
-inline LinearP skip_outputs(LinearP W, int cols) {
+inline LinearParams skip_outputs(LinearParams W, int cols) {
   if (W.wb)
     W.wb += (int64_t)cols * W.kp;  // cols / 32 panels of (kp / 2) x 32 x 2
   else
@@ -256,17 +255,17 @@ inline LinearP skip_outputs(LinearP W, int cols) {
 // bf16: block-major, so that a thread rounds each block of rows to bf16 once and runs it on all panels
 // (a bf16 panel is half the bytes of an fp32 one; rounding per panel cost a tenth of the engine's time).
 template <int EPI>
-void gemm(const float* A, int64_t lda, int64_t M, const LinearP& W, float* C, int64_t ldc, const float* R,
+void gemm(const float* A, int64_t lda, int64_t M, const LinearParams& W, float* C, int64_t ldc, const float* R,
           int64_t ldr, const Par& par) {
   const int64_t panels = (W.n + kPanel - 1) / kPanel;
-  const int64_t rows_per_job = 4 * UMS_MR;
+  const int64_t rows_per_job = 4 * UMSNET_MR;
   const int64_t mblocks = (M + rows_per_job - 1) / rows_per_job;
   int64_t lo, hi;
   par.range(panels * mblocks, &lo, &hi);
-#if defined(UMS_BF16_DP)
+#if defined(UMSNET_BF16_DP)
   uint16_t* abuf = W.wb && hi > lo ? bf16_scratch((rows_per_job + 15) / 16 * 16 * W.kp) : nullptr;
   int64_t rounded = -1;  // the block of rows now in abuf
-#if defined(UMS_AMX)
+#if defined(UMSNET_AMX)
   if (abuf) amx_configure();
 #endif
 #endif
@@ -282,16 +281,16 @@ void gemm(const float* A, int64_t lda, int64_t M, const LinearP& W, float* C, in
       continue;
     }
     const uint16_t* Bp = W.wb + p * W.kp * kPanel;
-#if defined(UMS_BF16_DP)
+#if defined(UMSNET_BF16_DP)
     if (mb != rounded) {
-#if defined(UMS_AMX)
+#if defined(UMSNET_AMX)
       round_rows_bf16(A + m0 * lda, lda, rows, W.k, W.kp, abuf, (rows + 15) / 16 * 16);
 #else
       round_rows_bf16(A + m0 * lda, lda, rows, W.k, W.kp, abuf, rows);
 #endif
       rounded = mb;
     }
-#if defined(UMS_AMX)
+#if defined(UMSNET_AMX)
     amx_panel<EPI>(abuf, rows, W.kp, Bp, bias, Cj, ldc, Rj, ldr, ncols);
 #else
     panel_rows<DotTile, EPI>(abuf, W.kp, rows, Bp, bias, (W.k + 1) / 2, Cj, ldc, Rj, ldr, ncols);
@@ -300,7 +299,7 @@ void gemm(const float* A, int64_t lda, int64_t M, const LinearP& W, float* C, in
     panel_rows<WidenTile, EPI>(A + m0 * lda, lda, rows, Bp, bias, W.k, Cj, ldc, Rj, ldr, ncols);
 #endif
   }
-#if defined(UMS_AMX)
+#if defined(UMSNET_AMX)
   if (abuf) _tile_release();
 #endif
   par.barrier();

@@ -14,22 +14,22 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16,avx2,fma,bmi,bmi2,f16c")
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define UMS_MR 12
-#define UMS_ISA_NAME "amx"
-#define UMS_BF16_PATH "AMX tiles (tdpbf16ps)"
-#define UMS_AVX512 1
-#define UMS_BF16_DP 1
-#define UMS_AMX 1
-namespace umsnet_cpu {
+#define UMSNET_MR 12
+#define UMSNET_ISA_NAME "amx"
+#define UMSNET_BF16_PATH "AMX tiles (tdpbf16ps)"
+#define UMSNET_AVX512 1
+#define UMSNET_BF16_DP 1
+#define UMSNET_AMX 1
+namespace umsnet_fast::cpu {
 namespace amx {
 #include "kernels_impl.h"
 }  // namespace amx
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #pragma GCC pop_options
 #else
-namespace umsnet_cpu {
+namespace umsnet_fast::cpu {
 namespace amx {
 extern const KernelTable kTable = {"amx", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 }  // namespace amx
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #endif

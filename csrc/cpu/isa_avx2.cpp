@@ -9,19 +9,19 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi,bmi2,f16c")
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define UMS_MR 4
-#define UMS_BF16_PATH "bf16 weights widened to fp32 (AVX2 FMA)"
-#define UMS_ISA_NAME "avx2"
-namespace umsnet_cpu {
+#define UMSNET_MR 4
+#define UMSNET_BF16_PATH "bf16 weights widened to fp32 (AVX2 FMA)"
+#define UMSNET_ISA_NAME "avx2"
+namespace umsnet_fast::cpu {
 namespace avx2 {
 #include "kernels_impl.h"
 }  // namespace avx2
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #pragma GCC pop_options
 #else
-namespace umsnet_cpu {
+namespace umsnet_fast::cpu {
 namespace avx2 {
 extern const KernelTable kTable = {"avx2", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 }  // namespace avx2
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #endif

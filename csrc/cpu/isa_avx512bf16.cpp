@@ -12,22 +12,22 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx2,fma,bmi,bmi2,f16c")
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define UMS_MR 12
-#define UMS_ISA_NAME "avx512bf16"
-#define UMS_BF16_PATH "AVX512-BF16 vdpbf16ps"
-#define UMS_AVX512 1
-#define UMS_BF16_DP 1
-namespace umsnet_cpu {
+#define UMSNET_MR 12
+#define UMSNET_ISA_NAME "avx512bf16"
+#define UMSNET_BF16_PATH "AVX512-BF16 vdpbf16ps"
+#define UMSNET_AVX512 1
+#define UMSNET_BF16_DP 1
+namespace umsnet_fast::cpu {
 namespace avx512bf16 {
 #include "kernels_impl.h"
 }  // namespace avx512bf16
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #pragma GCC pop_options
 #else
-namespace umsnet_cpu {
+namespace umsnet_fast::cpu {
 namespace avx512bf16 {
-extern const KernelTable kTable = {"avx512bf16", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr};
+extern const KernelTable kTable = {"avx512bf16", nullptr, nullptr, nullptr, nullptr,
+                                   nullptr,      nullptr, nullptr, nullptr};
 }  // namespace avx512bf16
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu
 #endif

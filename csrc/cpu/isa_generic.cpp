@@ -12,10 +12,10 @@
 #include "kernels.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define UMS_MR 2
-#define UMS_BF16_PATH "bf16 weights widened to fp32 (portable kernels)"
-#define UMS_ISA_NAME "generic"
-namespace umsnet_cpu {
+#define UMSNET_MR 2
+#define UMSNET_BF16_PATH "bf16 weights widened to fp32 (portable kernels)"
+#define UMSNET_ISA_NAME "generic"
+namespace umsnet_fast::cpu {
 namespace generic {
 #include "kernels_impl.h"
 }  // namespace generic
@@ -63,9 +63,8 @@ const KernelTable* select_kernels(const char* name) {
   const KernelTable* tables[] = {&amx::kTable, &avx512bf16::kTable, &avx512::kTable, &avx2::kTable,
                                  &generic::kTable};  // in the order of kIsaNames
   for (int i = 0; i < 5; ++i)
-    if ((strcmp(name, "auto") == 0 || strcmp(name, kIsaNames[i]) == 0) && isa_supported(kIsaNames[i]))
-      return tables[i];
+    if ((strcmp(name, "auto") == 0 || strcmp(name, kIsaNames[i]) == 0) && isa_supported(kIsaNames[i])) return tables[i];
   return nullptr;
 }
 
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu

@@ -17,76 +17,76 @@
 #pragma once
 #include <cstdint>
 
-namespace umsnet_cpu {
+namespace umsnet_fast::cpu {
 
-constexpr int kPanel = 32;     // output columns per packed panel
-constexpr int kKAlign = 32;    // bf16 layout: k padded to a multiple of this
+constexpr int kPanel = 32;   // output columns per packed panel
+constexpr int kKAlign = 32;  // bf16 layout: k padded to a multiple of this
 constexpr int kMaxStages = 8;
 
-struct LinearP {
-  const float* w = nullptr;    // fp32 weights: (ceil(n/32), k, 32), or nullptr when wb is set
+struct LinearParams {
+  const float* w = nullptr;      // fp32 weights: (ceil(n/32), k, 32), or nullptr when wb is set
   const uint16_t* wb = nullptr;  // bf16 weights: (ceil(n/32), kp/2, 32, 2), or nullptr when w is set
-  const float* b = nullptr;    // (ceil(n/32) * 32,)
-  int n = 0, k = 0, kp = 0;    // kp: k padded to kKAlign (bf16 layout only)
+  const float* b = nullptr;      // (ceil(n/32) * 32,)
+  int n = 0, k = 0, kp = 0;      // kp: k padded to kKAlign (bf16 layout only)
 };
 
 // Epilogues of the fused GEMM: y = x W^T + b, then GELU, or + residual.
 enum Epilogue { kBias = 0, kBiasGelu = 1, kBiasResidual = 2 };
 
-struct BlockP {                // one LSR block, LayerScale gamma folded into fc2
-  const float* dw = nullptr;   // (ksize, C): depthwise taps, channels contiguous
-  const float* ln_w = nullptr; // (C,)
+struct BlockParams {            // one LSR block, LayerScale gamma folded into fc2
+  const float* dw = nullptr;    // (ksize, C): depthwise taps, channels contiguous
+  const float* ln_w = nullptr;  // (C,)
   const float* ln_b = nullptr;
   float eps = 1e-6f;
   int c = 0, ksize = 3;
-  LinearP fc1;                 // (4C, C), GELU
-  LinearP fc2;                 // (C, 4C), scaled by gamma
+  LinearParams fc1;  // (4C, C), GELU
+  LinearParams fc2;  // (C, 4C), scaled by gamma
 };
 
-struct ModuleP {               // stem + stages of blocks + downsamples (BatchNorm folded)
+struct ModuleParams {  // stem + stages of blocks + downsamples (BatchNorm folded)
   int c_in = 0, nstages = 0;
-  LinearP stem;                // (dims[0], c_in)
+  LinearParams stem;  // (dims[0], c_in)
   const float* stem_ln_w = nullptr;
   const float* stem_ln_b = nullptr;
   float stem_eps = 1e-6f;
   int dims[kMaxStages] = {};
   int nblocks[kMaxStages] = {};
-  const BlockP* blocks[kMaxStages] = {};   // nblocks[s] blocks of stage s
-  LinearP down[kMaxStages];    // down[s] goes from stage s to s+1: (dims[s+1], stride * dims[s])
+  const BlockParams* blocks[kMaxStages] = {};  // nblocks[s] blocks of stage s
+  LinearParams down[kMaxStages];               // down[s] goes from stage s to s+1: (dims[s+1], stride * dims[s])
   int down_stride[kMaxStages] = {};
 };
 
-struct LayerP {                // pre-norm Transformer encoder layer
+struct LayerParams {  // pre-norm Transformer encoder layer
   const float* ln1_w = nullptr;
   const float* ln1_b = nullptr;
   const float* ln2_w = nullptr;
   const float* ln2_b = nullptr;
   float eps = 1e-6f;
   int heads = 1;
-  float q_scale = 1.f;         // applied to q in attention (1 when folded into qkv at packing)
-  LinearP qkv, out, fc1, fc2;  // (3d, d), (d, d), (mlp, d), (d, mlp)
+  float q_scale = 1.f;              // applied to q in attention (1 when folded into qkv at packing)
+  LinearParams qkv, out, fc1, fc2;  // (3d, d), (d, d), (mlp, d), (d, mlp)
 };
 
-struct ModelP {
+struct ModelParams {
   int nsensors = 0, num_slices = 0, d = 0, num_classes = 0, nlayers = 0;
-  const ModuleP* sensors = nullptr;      // nsensors modules
-  ModuleP fusion;
-  LinearP token;                         // (d, fusion_dims[-1])
-  const float* cls = nullptr;            // (d,)  class token, position 0 of pos_embed added
-  const float* pos = nullptr;            // (K + 1, d)
-  const LayerP* layers = nullptr;
+  const ModuleParams* sensors = nullptr;  // nsensors modules
+  ModuleParams fusion;
+  LinearParams token;          // (d, fusion_dims[-1])
+  const float* cls = nullptr;  // (d,)  class token, position 0 of pos_embed added
+  const float* pos = nullptr;  // (K + 1, d)
+  const LayerParams* layers = nullptr;
   const float* norm_w = nullptr;
   const float* norm_b = nullptr;
   float norm_eps = 1e-6f;
-  LinearP head;                          // (num_classes, d)
+  LinearParams head;  // (num_classes, d)
 };
 
 // One sensor's window: element (b, c, t) at x[b*sb + c*sc + t*st] (strides in elements).
-struct InputP {
-  const void* x = nullptr;               // float, or bf16 (uint16_t bits) when bf16 is set
+struct InputParams {
+  const void* x = nullptr;  // float, or bf16 (uint16_t bits) when bf16 is set
   bool bf16 = false;
   int64_t sb = 0, sc = 0, st = 0;
-  int length = 0;                        // T = K * L
+  int length = 0;  // T = K * L
 };
 
 // The entry points of one instruction-set build (generic, avx2, avx512, avx512bf16, amx): same code,
@@ -95,29 +95,38 @@ struct KernelTable {
   const char* name;
   const char* bf16_path;  // how this build multiplies bf16 weights
   // logits (batch, num_classes) of the whole model; inputs: nsensors views; scratch for the features.
-  void (*forward)(const ModelP& m, const InputP* xs, int batch, float* logits, int threads);
+  void (*forward)(const ModelParams& m, const InputParams* xs, int batch, float* logits, int threads);
   // y (M, n) = epilogue(x (M, k) W^T + b); residual (M, n) for kBiasResidual (may alias y).
-  void (*linear)(const float* x, int64_t M, const LinearP& W, int epilogue, const float* residual,
-                 float* y, int threads);
+  void (*linear)(const float* x, int64_t M, const LinearParams& W, int epilogue, const float* residual, float* y,
+                 int threads);
   // y (M, C) = LayerNorm(x (M, C)) over C.
-  void (*layer_norm)(const float* x, int64_t M, int C, const float* w, const float* b, float eps,
-                     float* y, int threads);
+  void (*layer_norm)(const float* x, int64_t M, int C, const float* w, const float* b, float eps, float* y,
+                     int threads);
   // x (B, L, C) updated in place by one LSR block.
-  void (*lsr_block)(float* x, int B, int L, const BlockP& p, int threads);
+  void (*lsr_block)(float* x, int B, int L, const BlockParams& p, int threads);
   // x (B, L, c_in) -> y (B, L', dims[-1]); L' from the downsample strides.
-  void (*lsr_module)(const float* x, int B, int L, const ModuleP& m, float* y, int threads);
+  void (*lsr_module)(const float* x, int B, int L, const ModuleParams& m, float* y, int threads);
   // qkv (B, T, 3d) -> out (B, T, d): softmax(q k^T * scale) v per head.
-  void (*attention)(const float* qkv, int B, int T, int d, int heads, float scale, float* out,
-                    int threads);
+  void (*attention)(const float* qkv, int B, int T, int d, int heads, float scale, float* out, int threads);
   // x (B, T, d) updated in place by one encoder layer.
-  void (*encoder_layer)(float* x, int B, int T, int d, const LayerP& p, int threads);
+  void (*encoder_layer)(float* x, int B, int T, int d, const LayerParams& p, int threads);
 };
 
-namespace generic { extern const KernelTable kTable; }
-namespace avx2 { extern const KernelTable kTable; }
-namespace avx512 { extern const KernelTable kTable; }
-namespace avx512bf16 { extern const KernelTable kTable; }
-namespace amx { extern const KernelTable kTable; }
+namespace generic {
+extern const KernelTable kTable;
+}
+namespace avx2 {
+extern const KernelTable kTable;
+}
+namespace avx512 {
+extern const KernelTable kTable;
+}
+namespace avx512bf16 {
+extern const KernelTable kTable;
+}
+namespace amx {
+extern const KernelTable kTable;
+}
 
 // The builds, best first: what `auto` picks is the first this CPU runs.
 constexpr const char* kIsaNames[] = {"amx", "avx512bf16", "avx512", "avx2", "generic"};
@@ -127,4 +136,4 @@ const KernelTable* select_kernels(const char* name);
 // Whether this CPU can run the named build ("amx" also asks Linux for the AMX tile state first).
 bool isa_supported(const char* name);
 
-}  // namespace umsnet_cpu
+}  // namespace umsnet_fast::cpu

@@ -1,7 +1,7 @@
 // The fused CPU engine, written once and compiled once per instruction set.
 //
-// isa_<name>.cpp includes this file inside namespace umsnet_cpu::<name>, after
-// `#pragma GCC target(...)` and with UMS_MR (rows of the GEMM register tile) defined. The vector
+// isa_<name>.cpp includes this file inside namespace umsnet_fast::cpu::<name>, after
+// `#pragma GCC target(...)` and with UMSNET_MR (rows of the GEMM register tile) defined. The vector
 // type is GCC's generic 16-float vector: one zmm register under AVX-512, two ymm under AVX2, four
 // xmm on the portable path. To keep the instruction-set builds apart, nothing here instantiates a
 // C++ library template or inline library function (the linker could otherwise pick an AVX-512 copy
@@ -31,5 +31,5 @@ namespace {
 
 }  // namespace
 
-extern const KernelTable kTable = {UMS_ISA_NAME, UMS_BF16_PATH, forward_impl, linear_op, layer_norm_op, lsr_block_op,
-                                   lsr_module_op, attention_op, encoder_layer_op};
+extern const KernelTable kTable = {UMSNET_ISA_NAME, UMSNET_BF16_PATH, forward_impl, linear_op,       layer_norm_op,
+                                   lsr_block_op,    lsr_module_op,    attention_op, encoder_layer_op};

@@ -1,15 +1,15 @@
 // LSR block and LSR module on a tile of G segments.
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 
 struct ModScratch {
   float *x = nullptr, *x2 = nullptr, *h = nullptr, *hid = nullptr;  // shared by a cooperative team
-  float* tmp = nullptr;                                               // one row, per thread
+  float* tmp = nullptr;                                             // one row, per thread
 };
 
 // x (G * L, C) in place.
-void lsr_block_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s, const Par& par) {
+void lsr_block_tile(float* x, int G, int L, const BlockParams& p, const ModScratch& s, const Par& par) {
   const int64_t M = (int64_t)G * L;
   const int C = p.c, H = p.fc1.n;
   dwconv_ln(x, s.h, G, L, p, s.tmp, par);
@@ -20,8 +20,8 @@ void lsr_block_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s
 // The mean over each segment's L rows of the block's output, (G, C) rows of `out` at stride ldo, without
 // the block's output itself: mean_t(x + fc2(g_t)) = mean_t(x) + fc2(mean_t(g_t)) as fc2 is affine, so
 // fc2 runs on G rows instead of G * L. x is left as scratch.
-void lsr_block_mean_tile(float* x, int G, int L, const BlockP& p, const ModScratch& s, float* out,
-                         int64_t ldo, const Par& par) {
+void lsr_block_mean_tile(float* x, int G, int L, const BlockParams& p, const ModScratch& s, float* out, int64_t ldo,
+                         const Par& par) {
   const int64_t M = (int64_t)G * L;
   const int C = p.c, H = p.fc1.n;
   dwconv_ln(x, s.h, G, L, p, s.tmp, par);
@@ -54,13 +54,13 @@ void lsr_block_mean_tile(float* x, int G, int L, const BlockP& p, const ModScrat
   gemm<kBiasResidual>(s.hid, H, G, p.fc2, out, ldo, s.h, C, par);
 }
 
-int module_out_length(const ModuleP& m, int L) {
+int module_out_length(const ModuleParams& m, int L) {
   for (int st = 1; st < m.nstages; ++st) L /= m.down_stride[st - 1];
   return L;
 }
 
 // Floats of each scratch buffer for a tile of G segments of length L.
-void module_scratch_size(const ModuleP& m, int64_t G, int L, int64_t* act, int64_t* hid, int64_t* row) {
+void module_scratch_size(const ModuleParams& m, int64_t G, int L, int64_t* act, int64_t* hid, int64_t* row) {
   *act = 1, *hid = 1, *row = 1;
   for (int st = 0; st < m.nstages; ++st) {
     if (st > 0) L /= m.down_stride[st - 1];
@@ -73,7 +73,7 @@ void module_scratch_size(const ModuleP& m, int64_t G, int L, int64_t* act, int64
 // in (G * L, c_in) -> the module's output (G * L', dims[-1]), returned (one of s.x, s.x2). With `mean`
 // (and a last stage with blocks), instead its mean over L' per segment, (G, dims[-1]) at row stride
 // ldm, and nullptr is returned.
-float* module_tile(const ModuleP& m, const float* in, int G, int L, ModScratch s, const Par& par,
+float* module_tile(const ModuleParams& m, const float* in, int G, int L, ModScratch s, const Par& par,
                    float* mean = nullptr, int64_t ldm = 0) {
   float *x = s.x, *x2 = s.x2;
   gemm<kBias>(in, m.c_in, (int64_t)G * L, m.stem, x, m.dims[0], nullptr, 0, par);

@@ -1,6 +1,6 @@
 // Row-wise ops: LayerNorm, and depthwise conv + LayerNorm of an LSR block.
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 
 // y = LayerNorm(x) over C (two passes in fp32); y may alias x.
@@ -32,7 +32,7 @@ void layer_norm_rows(const float* x, int64_t M, int C, const float* w, const flo
 }
 
 // h = LayerNorm(depthwise conv(x)) on G segments of L rows each (zero padding at segment ends).
-void dwconv_ln(const float* x, float* h, int G, int L, const BlockP& p, float* tmp, const Par& par) {
+void dwconv_ln(const float* x, float* h, int G, int L, const BlockParams& p, float* tmp, const Par& par) {
   const int C = p.c, pad = p.ksize / 2;
   int64_t lo, hi;
   par.range((int64_t)G * L, &lo, &hi);

@@ -1,16 +1,16 @@
 // Attention and the Transformer encoder layers on a tile of S samples.
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 
 // Per (sample, head): scores against k transposed (vectorised over keys), softmax, weighted sum of v.
 // Only the first nq tokens of each sample are queries (T, or 1 for the class token alone): out (S * nq, d).
-void attention_rows(const float* qkv, int S, int T, int nq, int d, int heads, float scale, float* out,
-                    float* tmp, const Par& par) {
+void attention_rows(const float* qkv, int S, int T, int nq, int d, int heads, float scale, float* out, float* tmp,
+                    const Par& par) {
   const int hd = d / heads, Tp = (T + 15) / 16 * 16;
   float* kt = tmp;              // (hd, Tp)
   float* srow = tmp + hd * Tp;  // (Tp,)
-  float* qs = srow + Tp;         // (hd,) q scaled
+  float* qs = srow + Tp;        // (hd,) q scaled
   const int64_t ld = 3 * (int64_t)d;
   int64_t lo, hi;
   par.range((int64_t)S * heads, &lo, &hi);
@@ -58,7 +58,9 @@ void attention_rows(const float* qkv, int S, int T, int nq, int d, int heads, fl
   par.barrier();
 }
 
-int64_t attention_tmp_size(int T, int d, int heads) { return (int64_t)(d / heads + 1) * ((T + 15) / 16 * 16) + d / heads; }
+int64_t attention_tmp_size(int T, int d, int heads) {
+  return (int64_t)(d / heads + 1) * ((T + 15) / 16 * 16) + d / heads;
+}
 
 struct LayerScratch {
   float *h = nullptr, *qkv = nullptr, *att = nullptr, *hid = nullptr;  // shared by a cooperative team
@@ -66,7 +68,7 @@ struct LayerScratch {
 };
 
 // x (S * T, d) in place: x += out_proj(attention(qkv(LN1 x))); x += fc2(GELU(fc1(LN2 x))).
-void encoder_layer_tile(float* x, int S, int T, int d, const LayerP& p, const LayerScratch& s, const Par& par) {
+void encoder_layer_tile(float* x, int S, int T, int d, const LayerParams& p, const LayerScratch& s, const Par& par) {
   const int64_t M = (int64_t)S * T;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
   gemm<kBias>(s.h, d, M, p.qkv, s.qkv, 3 * d, nullptr, 0, par);
@@ -79,12 +81,12 @@ void encoder_layer_tile(float* x, int S, int T, int d, const LayerP& p, const La
 
 // The last layer, for the class tokens only (rows s * T of x): the model reads nothing else after it.
 // Keys and values still come from all tokens; attention, out_proj and the MLP run on S rows, not S * T.
-void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, const LayerScratch& s,
+void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerParams& p, const LayerScratch& s,
                             const Par& par) {
   const int64_t M = (int64_t)S * T, ldx = (int64_t)T * d;
   layer_norm_rows(x, M, d, p.ln1_w, p.ln1_b, p.eps, s.h, par);
   if (d % kPanel == 0) {  // q fills whole panels: keys and values of all tokens, queries of the class rows
-    LinearP kv = skip_outputs(p.qkv, d), q = p.qkv;
+    LinearParams kv = skip_outputs(p.qkv, d), q = p.qkv;
     q.n = d;
     gemm<kBias>(s.h, d, M, kv, s.qkv + d, 3 * d, nullptr, 0, par);
     gemm<kBias>(s.h, ldx, S, q, s.qkv, (int64_t)T * 3 * d, nullptr, 0, par);
@@ -101,7 +103,7 @@ void encoder_layer_cls_tile(float* x, int S, int T, int d, const LayerP& p, cons
   gemm<kBiasResidual>(s.hid, p.fc1.n, S, p.fc2, x, ldx, x, ldx, par);
 }
 
-int max_mlp(const ModelP& m) {
+int max_mlp(const ModelParams& m) {
   int h = 1;
   for (int l = 0; l < m.nlayers; ++l) h = (int)imax(h, m.layers[l].fc1.n);
   return h;

@@ -1,6 +1,6 @@
 // Vector type and helpers of the CPU engine: loads/stores, exp, GELU, aligned allocation, thread teams (Par).
 //
-// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_cpu::<isa>::{anonymous},
+// Part of the engine of kernels_impl.h: included there, inside namespace umsnet_fast::cpu::<isa>::{anonymous},
 // once per instruction-set build; not a standalone header.
 typedef float v16 __attribute__((vector_size(64), aligned(4), __may_alias__));
 typedef int32_t v16i __attribute__((vector_size(64), aligned(4), __may_alias__));
@@ -16,14 +16,14 @@ inline float hsum(v16 v) {  // pairwise: four shuffles and adds
 }
 // min/max of vectors: one instruction each under AVX-512 (the generic ?: form becomes compare + blend)
 inline v16 vmin(v16 a, v16 b) {
-#if defined(UMS_AVX512)
+#if defined(UMSNET_AVX512)
   return (v16)_mm512_min_ps((__m512)a, (__m512)b);
 #else
   return a < b ? a : b;
 #endif
 }
 inline v16 vmax(v16 a, v16 b) {
-#if defined(UMS_AVX512)
+#if defined(UMSNET_AVX512)
   return (v16)_mm512_max_ps((__m512)a, (__m512)b);
 #else
   return a > b ? a : b;
@@ -71,7 +71,7 @@ inline v16 vgelu(v16 x) {
   q = q * u - 4.207067436e-04f;
   q = q * u - 3.686664584e-03f;
   q = q * u - 1.426473905e-02f;
-#if defined(UMS_AVX512)  // set by isa_avx512.cpp (g++ does not define __AVX512F__ after a target pragma)
+#if defined(UMSNET_AVX512)  // set by isa_avx512.cpp (g++ does not define __AVX512F__ after a target pragma)
   // rcp14 and one Newton step (about 1 ulp) instead of a division, which is slow on zmm registers
   v16 r = (v16)_mm512_rcp14_ps((__m512)q);
   r = r * (2.f - q * r);

@@ -24,23 +24,23 @@ constexpr int kLsrMaxWidth = 128;
 constexpr int kLsrMaxKernelSize = 15;
 
 struct LsrBlockParams {
-    const void* x;          // (batch, length, C)
-    void* out;              // (batch, length, C)
-    const void* dw_weight;  // (C, k)
-    const void* ln_weight;  // (C,)
-    const void* ln_bias;    // (C,)
-    const void* w1;         // (H, C)
-    const void* b1;         // (H,)
-    const void* w2;         // (C, H)
-    const void* b2;         // (C,)
-    const void* gamma;      // (C,)
-    int64_t batch, length;
-    int channels;           // C
-    int hidden;             // H (4C in UMSNet)
-    int kernel_size;        // k
-    float eps;              // LayerNorm epsilon
-    int64_t x_batch_stride, x_length_stride, x_channel_stride;
-    int64_t out_batch_stride, out_length_stride, out_channel_stride;
+  const void* x;          // (batch, length, C)
+  void* out;              // (batch, length, C)
+  const void* dw_weight;  // (C, k)
+  const void* ln_weight;  // (C,)
+  const void* ln_bias;    // (C,)
+  const void* w1;         // (H, C)
+  const void* b1;         // (H,)
+  const void* w2;         // (C, H)
+  const void* b2;         // (C,)
+  const void* gamma;      // (C,)
+  int64_t batch, length;
+  int channels;     // C
+  int hidden;       // H (4C in UMSNet)
+  int kernel_size;  // k
+  float eps;        // LayerNorm epsilon
+  int64_t x_batch_stride, x_length_stride, x_channel_stride;
+  int64_t out_batch_stride, out_length_stride, out_channel_stride;
 };
 
 // Launches on `stream` (the device current on the calling thread). Returns cudaErrorInvalidValue for

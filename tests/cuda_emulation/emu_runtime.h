@@ -37,23 +37,23 @@ inline void warp_sync() { warp_barriers[thread_idx.x / 32]->arrive_and_wait(); }
 
 // Runs body() as `grid` CTAs of `threads` threads, one CTA after the other.
 inline void launch(unsigned grid, unsigned threads, const std::function<void()>& body) {
-    if (threads % 32 != 0 || threads > kMaxThreads) std::abort();
-    block_dim = dim3(threads, 1, 1);
-    block_barrier = std::make_unique<std::barrier<>>(threads);
-    warp_barriers.clear();
-    for (unsigned w = 0; w < threads / 32; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) {
-        pool.emplace_back([t, grid, &body] {
-            thread_idx = make_uint3(t, 0, 0);
-            for (unsigned b = 0; b < grid; ++b) {
-                block_idx = make_uint3(b, 0, 0);
-                body();
-                block_barrier->arrive_and_wait();  // the next CTA reuses the shared-memory buffer
-            }
-        });
-    }
-    for (auto& th : pool) th.join();
+  if (threads % 32 != 0 || threads > kMaxThreads) std::abort();
+  block_dim = dim3(threads, 1, 1);
+  block_barrier = std::make_unique<std::barrier<>>(threads);
+  warp_barriers.clear();
+  for (unsigned w = 0; w < threads / 32; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([t, grid, &body] {
+      thread_idx = make_uint3(t, 0, 0);
+      for (unsigned b = 0; b < grid; ++b) {
+        block_idx = make_uint3(b, 0, 0);
+        body();
+        block_barrier->arrive_and_wait();  // the next CTA reuses the shared-memory buffer
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
 }
 
 }  // namespace emu
@@ -69,10 +69,10 @@ inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
 inline void __trap() { std::abort(); }
 inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
-    const unsigned t = threadIdx.x, base = t & ~31u;
-    emu::shfl_exchange[t] = v;
-    emu::warp_sync();
-    const float r = emu::shfl_exchange[base + ((t & 31u) ^ static_cast<unsigned>(lane_mask))];
-    emu::warp_sync();
-    return r;
+  const unsigned t = threadIdx.x, base = t & ~31u;
+  emu::shfl_exchange[t] = v;
+  emu::warp_sync();
+  const float r = emu::shfl_exchange[base + ((t & 31u) ^ static_cast<unsigned>(lane_mask))];
+  emu::warp_sync();
+  return r;
 }

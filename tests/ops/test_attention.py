@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import attention_ref
 from umsnet_fast.testing import check_op
+
+from op_cases import make_input, op_cases, with_layout
 
 # (batch, tokens, d, heads): UMSNet's K + 1 = 25 tokens at d = 256 with 8 heads; odd token counts and
 # head sizes; one token (K = 0 slices plus the class token cannot happen, but K = 1 gives 2); one head

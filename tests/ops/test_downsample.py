@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import downsample_ref
 from umsnet_fast.reference import Downsample
 from umsnet_fast.testing import check_op, randomize_
 from umsnet_fast.weights import DownsampleWeights
+
+from op_cases import make_input, op_cases, with_layout
 
 # (batch, length, C_in, C_out, stride): odd lengths drop their tail; stride 1 is the fusion module's
 # (L = 1 there is K = 1); C_out 200 spans two column blocks; odd widths.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.forward import REFERENCE_OPS
 from umsnet_fast.testing import check_op, module_atol, randomize_
 from umsnet_fast.weights import EncoderLayerWeights
+
+from op_cases import make_input, op_cases, with_layout
 
 # (batch, tokens, d, heads, mlp): UMSNet's (K + 1 = 25 tokens, d = 256, 8 heads, 512), odd sizes,
 # K = 1 (2 tokens), batch 1

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch.nn as nn
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import layer_norm_ref
 from umsnet_fast.testing import check_op, randomize_
+
+from op_cases import make_input, op_cases, with_layout
 
 # 2-D and 3-D, a single row, odd widths, the Transformer's d = 256
 SHAPES = [(3, 7, 24), (5, 10), (1, 1, 256), (4, 3), (2, 3, 17), (7, 37), (2, 25, 256), (1, 1, 5)]

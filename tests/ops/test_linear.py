@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import linear_ref
 from umsnet_fast.testing import check_op
+
+from op_cases import make_input, op_cases, with_layout
 
 # (rows, C_in, C_out, bias): the head (6 classes from 256), odd sizes without bias, a qkv projection
 # with rows spanning several tiles, a single row

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import linear_layernorm_ref
 from umsnet_fast.reference import Stem
 from umsnet_fast.testing import check_op, randomize_
+
+from op_cases import make_input, op_cases, with_layout
 
 # (batch, length, C_in, C_out): sensor stems (3 axes; 2 for ECG), a fusion-like stem (70 in), batch 1,
 # L = 1, L = 8 and odd L, odd widths.

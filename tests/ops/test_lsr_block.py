@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from lsr_block_cases import block_args
-from op_cases import op_cases, with_layout
 
 from umsnet_fast.ops import lsr_block_ref
 from umsnet_fast.testing import check_op
+
+from lsr_block_cases import block_args
+from op_cases import op_cases, with_layout
 
 # (batch, length, C, k): batch 1; L = 8, odd L and L = 1 (the fusion module at K = 1); widths that are
 # not powers of 2 (37, 24, 100, 1) and UMSNet's widest (128); many rows spanning several tiles with a

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.forward import REFERENCE_OPS
 from umsnet_fast.reference import LSRModule
 from umsnet_fast.testing import check_op, module_atol, randomize_
 from umsnet_fast.weights import LSRModuleWeights
+
+from op_cases import make_input, op_cases, with_layout
 
 # (batch, length, C_in, dims, depths, downsample kernel, depthwise kernel): a sensor module of UMSNet-A
 # (L = 25), odd widths and length, L = 8 (the shortest a sensor module takes), the fusion module's

@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from op_cases import make_input, op_cases, with_layout
 
 from umsnet_fast.ops import mlp_residual_ref
 from umsnet_fast.testing import check_op
+
+from op_cases import make_input, op_cases, with_layout
 
 # (leading shape, C, hidden, gamma): the LSR block's (hidden 4C) and the Transformer's (256 -> 512, no
 # gamma); several leading axes, a single row, rows spanning several tiles, odd sizes

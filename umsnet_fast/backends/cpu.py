@@ -34,6 +34,7 @@ from ..forward import OpSet, Stages
 from ..weights import BlockWeights, EncoderLayerWeights, LSRModuleWeights, ModelWeights
 from .base import Backend
 
+
 @functools.cache
 def _ext():
     ext, reason = _extensions.load_extension("_cpu")

@@ -49,8 +49,7 @@ _INTERPRET_HINT = ("set TRITON_INTERPRET=1 before umsnet_fast.kernels is importe
 
 def _kernels():
     """umsnet_fast.kernels' modules, imported on first use (this imports triton)."""
-    from umsnet_fast.kernels import (_common, downsample, layer_norm, linear_layernorm, lsr_block,
-                                     mlp_residual)
+    from umsnet_fast.kernels import _common, downsample, layer_norm, linear_layernorm, lsr_block, mlp_residual
     return _common, downsample, layer_norm, linear_layernorm, lsr_block, mlp_residual
 
 

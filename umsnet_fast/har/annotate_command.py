@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cli import CommandError
 from ..presets import get_preset
 from .checkpoint import load_checkpoint
 from .dataset import DataFormatError, Recording, resample
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str):
-    raise SystemExit(f"umsnet-fast annotate: {message}")
+    raise CommandError(message)  # umsnet_fast.cli.main prints it as one line and exits 2
 
 
 def read_csv_recording(path: Path, sensors, classes, sample_rate_hz: float) -> Recording:
