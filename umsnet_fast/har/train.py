@@ -53,6 +53,7 @@ DATASET_DEFAULTS = {
     "basicmotions": dict(epochs=40, batch_size=8, lr=1e-3, warmup_epochs=2.0, augment_scale=0.1, augment_noise=0.05),
     "mhealth": dict(epochs=30, batch_size=64, lr=1e-3),
     "hhar": dict(epochs=30, batch_size=64, lr=1e-3),
+    "hapt": dict(epochs=30, batch_size=64, lr=1e-3, augment_scale=0.1, augment_noise=0.05),
 }
 
 
