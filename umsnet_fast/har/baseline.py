@@ -56,7 +56,7 @@ def minirocket_fold(train_ds: HARDataset, test_ds: HARDataset, seed: int = 0, nu
 
 
 def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]], seed: int = 0,
-                 console=None, quiet: bool = False) -> dict:
+                 console=None, quiet: bool = False, num_kernels: int = 10_000) -> dict:
     """Metrics of the baseline per fold and averaged, in the layout of run_experiment's result."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; expected one of {list(BASELINES)}")
@@ -72,7 +72,7 @@ def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]]
             t0 = time.perf_counter()
             task = progress.add_task(f"minirocket fold {fold_name}", total=3, step="transform train")
             steps = iter(("fit ridge", "transform test", "done"))
-            pred = minirocket_fold(train_ds, test_ds, seed,
+            pred = minirocket_fold(train_ds, test_ds, seed, num_kernels,
                                    on_step=lambda _: progress.update(task, advance=1, step=next(steps)))
             fold = {"fold": fold_name, "n_train": len(train_ds), "n_test": len(test_ds),
                     **scores(test_ds.y, pred, len(train_ds.classes)), "seconds": time.perf_counter() - t0}
@@ -82,5 +82,5 @@ def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]]
                               f"macro-F1 {fold['macro_f1']:.4f} ({fold['seconds']:.0f} s)")
     acc = [f["accuracy"] for f in folds]
     f1 = [f["macro_f1"] for f in folds]
-    return {"name": name, "accuracy": float(np.mean(acc)), "macro_f1": float(np.mean(f1)),
+    return {"name": name, "num_kernels": num_kernels, "accuracy": float(np.mean(acc)), "macro_f1": float(np.mean(f1)),
             "accuracy_std": float(np.std(acc)), "macro_f1_std": float(np.std(f1)), "folds": folds}

@@ -223,8 +223,14 @@ def run_experiment(train_sets: list[tuple[str, HARDataset, HARDataset]], model_k
             task = progress.add_task(f"fold {name}", total=settings.epochs, loss="-")
             torch.manual_seed(settings.seed)
             model = UMSNet(**model_kwargs, num_slices=train_ds.num_slices)
-            train_model(model, normalize(train_ds.x, train_ds.sensors, norm), train_ds.y, settings,
-                        on_epoch=lambda e, loss: progress.update(task, completed=e + 1, loss=f"{loss:.4f}"))
+
+            def on_epoch(epoch, loss, task=task, name=name, t0=t0):
+                progress.update(task, completed=epoch + 1, loss=f"{loss:.4f}")
+                if not quiet and not console.is_interactive:  # a log file: one line per epoch instead of a bar
+                    console.print(f"fold {name}: epoch {epoch + 1}/{settings.epochs}, loss {loss:.4f}, "
+                                  f"{time.perf_counter() - t0:.0f} s")
+
+            train_model(model, normalize(train_ds.x, train_ds.sensors, norm), train_ds.y, settings, on_epoch=on_epoch)
             pred = predict(model, normalize(test_ds.x, test_ds.sensors, norm), device=settings.device)
             fold = {"fold": name, "test_subjects": sorted({str(s) for s in test_ds.subjects}),
                     "n_train": len(train_ds), "n_test": len(test_ds),
