@@ -179,7 +179,7 @@ def test_real_subset(real_subset):
         for cols in recordings if uid in (1, 2, 3) else ():
             label = cols["label"]
             edges = np.flatnonzero(np.diff(label)) + 1
-            for a, b in zip(np.r_[0, edges], np.r_[edges, len(label)]):
+            for a, b in zip(np.r_[0, edges], np.r_[edges, len(label)], strict=True):
                 if 1 <= label[a] <= 6 and b - a >= 128:
                     expected[label[a] - 1] += (b - a - 128) // 64 + 1
     assert list(counts.values()) == expected.tolist()
@@ -203,7 +203,8 @@ def test_real_tiny_train_and_baseline(tmp_path):
 
     out = tmp_path / "run"
     assert main(["train", "--dataset", "hapt", "--read-subjects", "1,2,3", "--split", "fixed", "--test-subjects",
-                 "2", "--baseline", "minirocket", "--baseline-kernels", "840", "--output", str(out), *TINY]) == 0
+                 "2", "--baseline", "minirocket", "--baseline-kernels", "840", "--output", str(out), *TINY,
+                 "--batch-size", "32"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     (fold,) = metrics["folds"]
     (base,) = metrics["baseline"]["folds"]
@@ -214,3 +215,7 @@ def test_real_tiny_train_and_baseline(tmp_path):
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["data"] == {"dataset": "hapt", "root": None, "window_seconds": 2.56, "step_seconds": 1.28,
                                "transitions": False, "subjects": [1, 2, 3]}
+    # evaluate reads the same windows again (the packaged copy, those subjects) from the checkpoint alone
+    assert main(["evaluate", "--checkpoint", str(out / "fold-2.safetensors"), "--output", str(tmp_path / "ev")]) == 0
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert ev["subjects"] == ["2"] and ev["n"] == fold["n_test"] and ev["accuracy"] == pytest.approx(fold["accuracy"])

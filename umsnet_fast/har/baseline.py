@@ -73,7 +73,7 @@ def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]]
             task = progress.add_task(f"minirocket fold {fold_name}", total=3, step="transform train")
             steps = iter(("fit ridge", "transform test", "done"))
             pred = minirocket_fold(train_ds, test_ds, seed, num_kernels,
-                                   on_step=lambda _: progress.update(task, advance=1, step=next(steps)))
+                                   on_step=lambda _, t=task, s=steps: progress.update(t, advance=1, step=next(s)))
             fold = {"fold": fold_name, "n_train": len(train_ds), "n_test": len(test_ds),
                     **scores(test_ds.y, pred, len(train_ds.classes)), "seconds": time.perf_counter() - t0}
             folds.append(fold)

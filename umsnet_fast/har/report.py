@@ -41,7 +41,7 @@ def confusion_png(path, classes: list[str], panels: list[tuple[str, dict]]) -> P
     n = len(classes)
     size = 1.6 + 0.55 * n
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
-    for ax, (name, result) in zip(axes[0], panels):
+    for ax, (name, result) in zip(axes[0], panels, strict=True):
         cm = summed_confusion(result)
         share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)

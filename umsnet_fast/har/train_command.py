@@ -13,7 +13,7 @@ from ..config import VARIANTS
 from ._optional import require
 from .datasets import DATASETS, load_dataset
 from .hapt import HAPT_TEST_SUBJECTS
-from .train import DATASET_DEFAULTS, TrainSettings, make_folds, run_experiment
+from .train import DATASET_DEFAULTS, DATASET_MODELS, TrainSettings, make_folds, run_experiment
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -52,8 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MiniRocket kernels (default 10,000, the paper's; rounded down to a multiple of 84)")
     p.add_argument("--test-subjects", type=lambda s: s.split(","), default=None, metavar="S1,S2",
                    help="fixed split: the test subjects; loso: run only these subjects' folds")
-    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS),
-                   help="UMSNet variant (default A)")
+    p.add_argument("--variant", default=None, type=str.upper, choices=sorted(VARIANTS),
+                   help="UMSNet variant (default A; for HAPT, A with the smaller widths and depths of "
+                        "har.train.DATASET_MODELS unless a variant is given)")
     p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and the checkpoints here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -103,7 +104,8 @@ def data_settings(args: argparse.Namespace) -> dict:
 
 
 def load_from_settings(info: dict):
-    kwargs = {k: info[k] for k in ("root", "window_seconds", "step_seconds", "devices", "transitions", "subjects") if k in info}
+    keys = ("root", "window_seconds", "step_seconds", "devices", "transitions", "subjects")
+    kwargs = {k: info[k] for k in keys if k in info}
     return load_dataset(info["dataset"], **kwargs)
 
 
@@ -156,12 +158,16 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise SystemExit(str(e)) from None
         sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
-    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": args.variant,
+    variant = args.variant or "A"
+    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": variant,
                     "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
-    for k in ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
-        if getattr(args, k) is not None:
-            model_kwargs[k] = getattr(args, k)
-    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{args.variant}, K={ds.num_slices}, "
+    arch = ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim")
+    sized = {k: v for k, v in DATASET_MODELS.get(args.dataset, {}).items()
+             if args.variant is None and getattr(args, k) is None}
+    model_kwargs.update(sized)
+    model_kwargs.update({k: getattr(args, k) for k in arch if getattr(args, k) is not None})
+    size = " (sized by DATASET_MODELS)" if sized else ""
+    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
                   f"{torch.get_num_threads()} threads on {settings.device}")
     baseline = None
@@ -176,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
     console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
                   f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
-    panels = [(f"UMSNet-{args.variant}", result)]
+    panels = [(f"UMSNet-{variant}", result)]
     if baseline is not None:
         from .report import comparison_table
 
