@@ -181,6 +181,8 @@ def read_hapt_pickle(path) -> dict[int, list[dict[str, np.ndarray]]]:
         raise DataFormatError(f"{path}: {e}") from None
     except (EOFError, OSError, ValueError) as e:
         raise DataFormatError(f"{path}: not a readable pickle ({e})") from None
+    except (KeyError, IndexError, TypeError, AttributeError) as e:  # a stand-in given a state it does not know
+        raise DataFormatError(f"{path}: not the layout of the HAPT pickle ({type(e).__name__}: {e})") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(f, _Frame) for f in v)
                                              for v in data.values()):
         raise DataFormatError(f"{path}: expected a dict of subject -> list of DataFrames")
