@@ -170,24 +170,23 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
                   f"{torch.get_num_threads()} threads on {settings.device}")
-    baseline = None
-    if args.baseline is not None:  # first: it is quick, and its figure is the bar the training has to pass
-        from .baseline import run_baseline
-
-        try:
-            baseline = run_baseline(args.baseline, sets, args.seed, console, args.quiet, args.baseline_kernels)
-        except ImportError as e:
-            raise SystemExit(str(e)) from None
     t0 = time.perf_counter()
     result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
     console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
                   f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
     panels = [(f"UMSNet-{variant}", result)]
-    if baseline is not None:
+    if args.baseline is not None:
+        # after the training: numba's OpenMP workers (torch's libgomp) stay busy-waiting once started,
+        # which on a 2-core machine took about half a core from every later training step
+        from .baseline import run_baseline
         from .report import comparison_table
 
-        result["baseline"] = baseline
-        panels.append((args.baseline, baseline))
+        try:
+            result["baseline"] = run_baseline(args.baseline, sets, args.seed, console, args.quiet,
+                                              args.baseline_kernels)
+        except ImportError as e:
+            raise SystemExit(str(e)) from None
+        panels.append((args.baseline, result["baseline"]))
         console.print(comparison_table(f"{args.dataset}, same folds and windows", panels))
     if args.output is not None:
         from .report import confusion_png
