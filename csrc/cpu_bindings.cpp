@@ -383,6 +383,49 @@ at::Tensor forward(const Model& m, const std::vector<at::Tensor>& xs) {
   return logits.to(xs[0].scalar_type());
 }
 
+// Stage 1 of the forward on slices already cut (streaming): per sensor (n, L_i, C_i), any strides ->
+// features (n, feature width), sensors side by side, in the inputs' dtype.
+at::Tensor slice_features(const Model& m, const std::vector<at::Tensor>& slices) {
+  TORCH_CHECK((int)slices.size() == m.p.nsensors, "slice_features: expected ", m.p.nsensors, " tensors, got ",
+              slices.size());
+  const int64_t n = slices[0].size(0);
+  std::vector<InputParams> in(slices.size());
+  int fw = 0;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const auto& x = slices[i];
+    check_act(x, "slices");
+    const ModuleParams& s = m.p.sensors[i];
+    fw += s.dims[s.nstages - 1];
+    TORCH_CHECK(x.scalar_type() == slices[0].scalar_type(), "sensor ", i, ": expected ", slices[0].scalar_type(),
+                " like sensor 0, got ", x.scalar_type());
+    TORCH_CHECK(x.dim() == 3 && x.size(0) == n && x.size(2) == s.c_in, "sensor ", i, ": expected slices (", n, ", L, ",
+                s.c_in, "), got ", x.sizes());
+    int64_t L = x.size(1);
+    for (int st = 1; st < s.nstages; ++st) L /= s.down_stride[st - 1];
+    TORCH_CHECK(L >= 1, "sensor ", i, ": slice length ", x.size(1), " is too short for the downsamples");
+    // (n, L, C) seen as windows of one slice: batch stride, channel stride, time stride
+    in[i] = InputParams{x.data_ptr(),  x.scalar_type() == at::kBFloat16, x.stride(0), x.stride(2), x.stride(1),
+                        (int)x.size(1)};
+  }
+  auto features = at::empty({n, (int64_t)fw}, slices[0].options().dtype(at::kFloat));
+  if (n > 0) kernels().features(m.p, in.data(), (int)n, 1, features.data_ptr<float>(), threads());
+  return features.to(slices[0].scalar_type());
+}
+
+// Stages 2 and 3 of the forward: features of whole windows (B, K, feature width) -> logits (B, classes).
+at::Tensor window_head(const Model& m, const at::Tensor& features) {
+  int fw = 0;
+  for (int i = 0; i < m.p.nsensors; ++i) fw += m.p.sensors[i].dims[m.p.sensors[i].nstages - 1];
+  check_act(features, "features");
+  TORCH_CHECK(features.dim() == 3 && features.size(1) == m.p.num_slices && features.size(2) == fw,
+              "window_head: expected features (batch, ", m.p.num_slices, ", ", fw, "), got ", features.sizes());
+  const int64_t B = features.size(0);
+  auto f = features.to(at::kFloat).contiguous();
+  auto logits = at::empty({B, (int64_t)m.p.num_classes}, features.options().dtype(at::kFloat));
+  if (B > 0) kernels().head(m.p, f.data_ptr<float>(), (int)B, logits.data_ptr<float>(), threads());
+  return logits.to(features.scalar_type());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
@@ -424,4 +467,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("attention", &attention, release_gil());
   mod.def("encoder_layer", &encoder_layer, release_gil());
   mod.def("forward", &forward, release_gil());
+  mod.def("slice_features", &slice_features, release_gil());
+  mod.def("window_head", &window_head, release_gil());
 }

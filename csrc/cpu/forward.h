@@ -76,14 +76,20 @@ inline float input_at(const InputParams& in, int64_t i) {
   return f;
 }
 
-void forward_impl(const ModelParams& m, const InputParams* xs, int B, float* logits, int threads) {
-  const int K = m.num_slices;
-  const int64_t BK = (int64_t)B * K;
+// Width of the per-slice features: every sensor's last width, side by side.
+int feature_width(const ModelParams& m) {
   int fw = 0;
   for (int i = 0; i < m.nsensors; ++i) fw += m.sensors[i].dims[m.sensors[i].nstages - 1];
-  float* F = falloc(BK * fw);  // (B * K, fw): per-slice features of all sensors side by side
+  return fw;
+}
 
-  // Stage 1: each sensor's module on tiles of G slices; a thread runs whole tiles.
+// Stage 1: F (B * K, feature_width) of each slice alone; xs: per sensor (B, C_i, K * L_i) views (K = 1 for
+// slices already cut: streaming).
+void features_impl(const ModelParams& m, const InputParams* xs, int B, int K, float* F, int threads) {
+  const int64_t BK = (int64_t)B * K;
+  const int fw = feature_width(m);
+
+  // Each sensor's module on tiles of G slices; a thread runs whole tiles.
   int groups[64], tiles_before[65];
   int64_t need = 0;
   tiles_before[0] = 0;
@@ -135,8 +141,12 @@ void forward_impl(const ModelParams& m, const InputParams* xs, int B, float* log
     }
     free(buf);
   }
+}
 
-  // Stages 2 and 3 on tiles of samples; with fewer samples than threads, all threads share a tile.
+// Stages 2 and 3: F (B * K, feature_width) -> logits (B, num_classes), K = m.num_slices, on tiles of samples;
+// with fewer samples than threads, all threads share a tile.
+void head_impl(const ModelParams& m, const float* F, int B, float* logits, int threads) {
+  const int K = m.num_slices, fw = feature_width(m);
   if (B < threads) {
     HeadScratch hs;
     hs.alloc_shared(m, B);
@@ -167,5 +177,11 @@ void forward_impl(const ModelParams& m, const InputParams* xs, int B, float* log
       free(hs.shared);
     }
   }
+}
+
+void forward_impl(const ModelParams& m, const InputParams* xs, int B, float* logits, int threads) {
+  float* F = falloc((int64_t)B * m.num_slices * feature_width(m));  // per-slice features, sensors side by side
+  features_impl(m, xs, B, m.num_slices, F, threads);
+  head_impl(m, F, B, logits, threads);
   free(F);
 }

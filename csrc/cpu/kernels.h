@@ -96,6 +96,10 @@ struct KernelTable {
   const char* bf16_path;  // how this build multiplies bf16 weights
   // logits (batch, num_classes) of the whole model; inputs: nsensors views; scratch for the features.
   void (*forward)(const ModelParams& m, const InputParams* xs, int batch, float* logits, int threads);
+  // The forward's two steps (streaming): stage 1, F (batch * K, feature width) of K slices per input row;
+  // then stages 2 and 3, F of whole windows (batch * num_slices rows) -> logits (batch, num_classes).
+  void (*features)(const ModelParams& m, const InputParams* xs, int batch, int K, float* F, int threads);
+  void (*head)(const ModelParams& m, const float* F, int batch, float* logits, int threads);
   // y (M, n) = epilogue(x (M, k) W^T + b); residual (M, n) for kBiasResidual (may alias y).
   void (*linear)(const float* x, int64_t M, const LinearParams& W, int epilogue, const float* residual, float* y,
                  int threads);

@@ -31,5 +31,6 @@ namespace {
 
 }  // namespace
 
-extern const KernelTable kTable = {UMSNET_ISA_NAME, UMSNET_BF16_PATH, forward_impl, linear_op,       layer_norm_op,
-                                   lsr_block_op,    lsr_module_op,    attention_op, encoder_layer_op};
+extern const KernelTable kTable = {UMSNET_ISA_NAME, UMSNET_BF16_PATH, forward_impl,    features_impl,
+                                   head_impl,       linear_op,        layer_norm_op,   lsr_block_op,
+                                   lsr_module_op,   attention_op,     encoder_layer_op};

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from .. import _extensions
-from ..forward import OpSet, Stages
+from ..forward import OpSet
 from ..weights import BlockWeights, EncoderLayerWeights, LSRModuleWeights, ModelWeights
 from .base import Backend
 
@@ -146,59 +146,36 @@ def forward(w: CpuWeights, xs, num_slices: int):
     return _ext().forward(w.engine, list(xs))
 
 
+def slice_features(w: CpuWeights, slices):
+    """Stage 1 of the engine on slices already cut (streaming): per sensor (n, L_i, C_i) -> (n, F)."""
+    return _ext().slice_features(w.engine, list(slices))
+
+
+def window_head(w: CpuWeights, features):
+    """Stages 2 and 3 of the engine: features (batch, K, F) -> logits (batch, num_classes)."""
+    return _ext().window_head(w.engine, features)
+
+
 CPU_OPS = OpSet("cpu", linear_layernorm=linear_layernorm, lsr_block=lsr_block, downsample=downsample,
                 layer_norm=layer_norm, linear=linear, attention=attention, mlp_residual=mlp_residual,
-                lsr_module=lsr_module, encoder_layer=encoder_layer, forward=forward)
+                lsr_module=lsr_module, encoder_layer=encoder_layer, slice_features=slice_features,
+                window_head=window_head, forward=forward)
 
 
 @dataclass
 class CpuWeights:
-    """What `prepare` returns: the plain weights (fp32 or bf16), their packed parts, and the engine
-    built from those parts (the whole forward in one call); streaming runs the parts (`stages`)."""
+    """What `prepare` returns: the plain weights (fp32 or bf16) and the packed engine built from them."""
     weights: ModelWeights
-    sensors: list  # _cpu.Module per sensor
-    fusion: Any    # _cpu.Module
-    token: Any     # _cpu.Linear
-    layers: list   # _cpu.EncoderLayer per layer
-    head: Any      # _cpu.Linear
-    engine: Any    # _cpu.Model
+    engine: Any  # _cpu.Model
 
 
 def pack_model(w: ModelWeights) -> CpuWeights:
-    sensors, fusion = [pack_module(m) for m in w.sensors], pack_module(w.fusion)
-    token, head = pack_linear(w.token_weight, w.token_bias), pack_linear(w.head_weight, w.head_bias)
-    layers = [pack_layer(lw) for lw in w.layers]
-    engine = _ext().make_model(sensors, fusion, token, _pack_dtype(w.cls_token), _pack_dtype(w.pos_embed), layers,
-                               _pack_dtype(w.norm_weight), _pack_dtype(w.norm_bias), float(w.norm_eps), head,
-                               w.pos_embed.shape[0] - 1)
-    return CpuWeights(w, sensors, fusion, token, layers, head, engine)
-
-
-def stages(prepared: CpuWeights) -> Stages:
-    """Stage 1 and stages 2-3 for streaming, on the parts `prepare` packed (the op sequence stays
-    umsnet_fast.forward's run_slice_features / run_window_head): the ops below look a module, layer or
-    Linear up by the identity of its plain weights and run its packed form; the coarse ops of CPU_OPS
-    would pack theirs on every call (they exist to test each kernel)."""
-    w = prepared.weights
-    modules = {id(m): p for m, p in zip((*w.sensors, w.fusion), (*prepared.sensors, prepared.fusion))}
-    layers = {id(lw): p for lw, p in zip(w.layers, prepared.layers)}
-    linears = {id(w.token_weight): prepared.token, id(w.head_weight): prepared.head}
-
-    def stage_lsr_module(x, w):
-        packed = modules.get(id(w))
-        return _ext().lsr_module(x, packed) if packed is not None else lsr_module(x, w)
-
-    def stage_encoder_layer(x, w):
-        packed = layers.get(id(w))
-        return _ext().encoder_layer(x, packed) if packed is not None else encoder_layer(x, w)
-
-    def stage_linear(x, weight, bias):
-        packed = linears.get(id(weight))
-        return _ext().linear(x, packed) if packed is not None else linear(x, weight, bias)
-
-    ops = OpSet("cpu-stages", lsr_module=stage_lsr_module, encoder_layer=stage_encoder_layer, linear=stage_linear,
-                layer_norm=layer_norm)
-    return Stages(ops, w)
+    engine = _ext().make_model([pack_module(m) for m in w.sensors], pack_module(w.fusion),
+                               pack_linear(w.token_weight, w.token_bias), _pack_dtype(w.cls_token),
+                               _pack_dtype(w.pos_embed), [pack_layer(lw) for lw in w.layers],
+                               _pack_dtype(w.norm_weight), _pack_dtype(w.norm_bias), float(w.norm_eps),
+                               pack_linear(w.head_weight, w.head_bias), w.pos_embed.shape[0] - 1)
+    return CpuWeights(w, engine)
 
 
 def set_isa(name: str) -> None:
@@ -249,9 +226,6 @@ class CpuBackend(Backend):
 
     def prepare(self, weights: ModelWeights, device: torch.device, dtype: torch.dtype) -> CpuWeights:
         return pack_model(weights.to(device=device, dtype=dtype))
-
-    def stages(self, prepared: CpuWeights) -> Stages:
-        return stages(prepared)
 
 
 BACKEND = CpuBackend()
