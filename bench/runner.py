@@ -8,6 +8,7 @@ after every cell, so a run that is stopped part-way leaves what it measured (`"c
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -70,27 +71,54 @@ def run(cfg: BenchConfig, *, progress: Callable[[str, int, int], None] | None = 
     progress(description, cells done, cells in all) is called before each cell and once at the end.
     torch's intra-op thread count is set to cfg.threads for the run and restored after it.
     """
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with intra_op_threads(cfg.threads):
         return _run(cfg, progress)
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """torch's intra-op thread count set to n for the block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads_before)
+        torch.set_num_threads(before)
 
 
-def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
+@dataclass
+class RunStart:
+    """What every benchmark run starts from: the device, the preset, the randomized reference model,
+    when and where it runs, and the results file's name (without a prefix)."""
+    device: torch.device
+    preset: object
+    reference: torch.nn.Module
+    started: object
+    machine: dict
+    commit: str
+    out_dir: Path
+    stem: str
+
+
+def start_run(cfg: BenchConfig) -> RunStart:
     device = torch.device(cfg.device)
     preset = get_preset(cfg.preset)
     torch.manual_seed(cfg.seed)
     reference = randomize_(ReferenceUMSNet(**preset.model_kwargs(cfg.slices), variant=cfg.variant), cfg.seed).eval()
-
     started = report.now()
     machine = report.machine_info(device, cfg.threads)
     commit = git_commit()
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = report.results_stem(machine, started, commit)
-    json_path = out_dir / f"{stem}.json"
+    return RunStart(device, preset, reference, started, machine, commit, out_dir,
+                    report.results_stem(machine, started, commit))
+
+
+def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
+    run = start_run(cfg)
+    device, preset, reference, started, machine, commit = (run.device, run.preset, run.reference, run.started,
+                                                          run.machine, run.commit)
+    json_path = run.out_dir / f"{run.stem}.json"
 
     engines = select_engines(all_engines(device), list(cfg.engines) if cfg.engines else None,
                              in_pattern_order=cfg.in_pattern_order)

@@ -20,14 +20,11 @@ import torch
 
 import umsnet_fast
 from umsnet_fast.backends import available_backends, get_backend
-from umsnet_fast.presets import get_preset
-from umsnet_fast.reference import UMSNet as ReferenceUMSNet
-from umsnet_fast.testing import randomize_
 
 from . import report
-from .common import DTYPES, git_commit
+from .common import DTYPES
 from .engines import BenchContext
-from .runner import BenchConfig, _max_diff, _reason
+from .runner import BenchConfig, _max_diff, _reason, intra_op_threads, start_run
 from .timing import time_call
 
 __all__ = ["run_stream", "stream_targets"]
@@ -50,25 +47,15 @@ def _backends(device: torch.device, patterns) -> list[str]:
 
 def run_stream(cfg: BenchConfig, *, progress=None) -> tuple[dict, Path]:
     """Run the streaming benchmark; the results document and the path of its JSON file."""
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with intra_op_threads(cfg.threads):
         return _run(cfg, progress)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _run(cfg: BenchConfig, progress) -> tuple[dict, Path]:
-    device = torch.device(cfg.device)
-    preset = get_preset(cfg.preset)
-    torch.manual_seed(cfg.seed)
-    ref = randomize_(ReferenceUMSNet(**preset.model_kwargs(cfg.slices), variant=cfg.variant), cfg.seed).eval()
-    started = report.now()
-    machine = report.machine_info(device, cfg.threads)
-    commit = git_commit()
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"stream-{report.results_stem(machine, started, commit)}.json"
+    run = start_run(cfg)
+    device, preset, ref, started, machine, commit = (run.device, run.preset, run.reference, run.started,
+                                                    run.machine, run.commit)
+    json_path = run.out_dir / f"stream-{run.stem}.json"
     backends = _backends(device, cfg.engines)
     batches = (1, max(cfg.batch_sizes))
     config = json.loads(json.dumps(asdict(cfg)))
