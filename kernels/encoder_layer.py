@@ -219,3 +219,15 @@ def encoder_layer(x: torch.Tensor, w: EncoderLayerWeights, *, allow_tf32: bool |
         raise ValueError(f"the encoder layer kernel cannot run this layer: {reason}")
     return encoder_layer_op(x, [t.contiguous() for t in layer_tensors(w)], w.eps, w.num_heads, [], [], 0.0,
                             allow_tf32)
+
+
+def transformer(h: torch.Tensor, w) -> torch.Tensor:
+    """Stage 3 with one launch per encoder layer: the fusion module's output h (batch, K, C) and the
+    model's weights (ModelWeights) -> logits (batch, num_classes). The first layer embeds the tokens, the
+    last also runs the final LayerNorm and the head (run_transformer's op sequence)."""
+    x = h
+    for i, lw in enumerate(w.layers):
+        tokens = [w.token_weight, w.token_bias, w.cls_token, w.pos_embed] if i == 0 else []
+        head = [w.norm_weight, w.norm_bias, w.head_weight, w.head_bias] if i == len(w.layers) - 1 else []
+        x = encoder_layer_op(x, layer_tensors(lw), lw.eps, lw.num_heads, tokens, head, w.norm_eps)
+    return x

@@ -155,12 +155,7 @@ def test_encoder_layer_with_token_embedding_and_head(dtype):
     h = torch.randn(2, 3, 40, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
 
     def fused(h, w):
-        x = h
-        for i, lw in enumerate(w.layers):
-            tokens = [w.token_weight, w.token_bias, w.cls_token, w.pos_embed] if i == 0 else []
-            head = [w.norm_weight, w.norm_bias, w.head_weight, w.head_bias] if i == len(w.layers) - 1 else []
-            x = el.encoder_layer_op(x, el.layer_tensors(lw), lw.eps, lw.num_heads, tokens, head, w.norm_eps)
-        return x
+        return el.transformer(h, w)
 
     def reference(h, w):
         return run_transformer(REFERENCE_OPS, w, h)

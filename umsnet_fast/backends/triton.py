@@ -195,12 +195,7 @@ class TritonBackend(Backend):
         reasons = [el.unsupported_reason(lw, k + 1, num_classes) for lw in w.layers] or ["no encoder layer"]
         if not self._fits("the Transformer", next((r for r in reasons if r is not None), None)):
             return run_transformer(self._ops, w, h)
-        x = h
-        for i, lw in enumerate(w.layers):
-            tokens = [w.token_weight, w.token_bias, w.cls_token, w.pos_embed] if i == 0 else []
-            head = [w.norm_weight, w.norm_bias, w.head_weight, w.head_bias] if i == len(w.layers) - 1 else []
-            x = el.encoder_layer_op(x, el.layer_tensors(lw), lw.eps, lw.num_heads, tokens, head, w.norm_eps)
-        return x
+        return el.transformer(h, w)
 
 
 BACKEND = TritonBackend()

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._optional import require
 from .dataset import HARDataset
-from .train import scores
+from .train import fold_summary, scores
 
 __all__ = ["BASELINES", "minirocket_fold", "run_baseline"]
 
@@ -80,7 +80,4 @@ def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]]
             if not quiet:
                 console.print(f"minirocket fold {fold_name}: accuracy {fold['accuracy']:.4f}  "
                               f"macro-F1 {fold['macro_f1']:.4f} ({fold['seconds']:.0f} s)")
-    acc = [f["accuracy"] for f in folds]
-    f1 = [f["macro_f1"] for f in folds]
-    return {"name": name, "num_kernels": num_kernels, "accuracy": float(np.mean(acc)), "macro_f1": float(np.mean(f1)),
-            "accuracy_std": float(np.std(acc)), "macro_f1_std": float(np.std(f1)), "folds": folds}
+    return {"name": name, "num_kernels": num_kernels, **fold_summary(folds)}

@@ -212,6 +212,14 @@ def make_folds(ds: HARDataset, split: str, test_subjects=None) -> list[tuple[str
     return folds
 
 
+def fold_summary(folds: list[dict]) -> dict:
+    """Mean and standard deviation over folds of accuracy and macro-F1, with the folds."""
+    acc = [f["accuracy"] for f in folds]
+    f1 = [f["macro_f1"] for f in folds]
+    return {"accuracy": float(np.mean(acc)), "macro_f1": float(np.mean(f1)), "accuracy_std": float(np.std(acc)),
+            "macro_f1_std": float(np.std(f1)), "folds": folds}
+
+
 def run_experiment(train_sets: list[tuple[str, HARDataset, HARDataset]], model_kwargs: dict,
                    settings: TrainSettings, output: Path | None = None, data_info: dict | None = None,
                    console=None, quiet: bool = False) -> dict:
@@ -252,11 +260,8 @@ def run_experiment(train_sets: list[tuple[str, HARDataset, HARDataset]], model_k
             if not quiet:
                 console.print(f"fold {name}: accuracy {fold['accuracy']:.4f}  macro-F1 {fold['macro_f1']:.4f}  "
                               f"({fold['n_test']} test windows, {fold['seconds']:.0f} s)")
-    acc = [f["accuracy"] for f in folds]
-    f1 = [f["macro_f1"] for f in folds]
-    result = {"accuracy": float(np.mean(acc)), "macro_f1": float(np.mean(f1)),
-              "accuracy_std": float(np.std(acc)), "macro_f1_std": float(np.std(f1)),
-              "folds": folds, "classes": list(train_sets[0][1].classes), "data": data_info or {},
+    result = {**fold_summary(folds),
+              "classes": list(train_sets[0][1].classes), "data": data_info or {},
               "model": {k: v for k, v in model_kwargs.items() if k != "sensors"}, "train": asdict(settings)}
     if output is not None:
         (output / "metrics.json").write_text(json.dumps(result, indent=1))
