@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,8 +17,8 @@ import torch
 from ..config import SensorSpec
 from ..presets import DatasetPreset
 
-__all__ = ["HARDataset", "Recording", "DataFormatError", "reading_text", "first_non_finite", "window_geometry",
-           "resample", "cut_windows", "label_runs", "assemble"]
+__all__ = ["HARDataset", "Recording", "DataFormatError", "reading_text", "read_columns", "first_non_finite",
+           "window_geometry", "resample", "cut_windows", "label_runs", "assemble"]
 
 
 class DataFormatError(ValueError):
@@ -33,6 +34,37 @@ def reading_text(path):
     except UnicodeDecodeError as e:
         raise DataFormatError(f"{path}: not a text file (byte {e.start} cannot be decoded as {e.encoding}); "
                               "expected the data set's text format") from None
+
+
+def read_columns(path: Path, ncols: int, *, integer: bool = False, finite: bool = False,
+                 what: str = "file") -> np.ndarray:
+    """[n, ncols] (int64 or float64) of a whitespace-separated text file, blank lines skipped; a
+    DataFormatError naming the file, line and column of the first row that is not ncols numbers (with
+    finite=True, also of a NaN or infinite reading)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} {path} not found")
+    typ, kind = (int, "an integer") if integer else (float, "a number")
+    rows = []
+    with reading_text(path), open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != ncols:
+                raise DataFormatError(f"{path}, line {lineno}: expected {ncols} whitespace-separated columns, "
+                                      f"got {len(fields)}")
+            values = []
+            for col, v in enumerate(fields, 1):
+                try:
+                    values.append(typ(v))
+                except ValueError:
+                    raise DataFormatError(f"{path}, line {lineno}, column {col}: {v!r} is not {kind}") from None
+            if finite and not all(np.isfinite(values)):
+                raise DataFormatError(f"{path}, line {lineno}: a reading that is not finite ({line.strip()})")
+            rows.append(values)
+    if not rows:
+        raise DataFormatError(f"{path}: no rows")
+    return np.array(rows, dtype=np.int64 if integer else np.float64)
 
 
 def first_non_finite(rows: np.ndarray) -> tuple[int, int] | None:

@@ -28,6 +28,7 @@ from .dataset import (
     assemble,
     cut_windows,
     label_runs,
+    read_columns,
     window_geometry,
 )
 
@@ -220,41 +221,6 @@ def _pickle_recordings(path: Path, subjects) -> list[_Recording]:
 # the original UCI layout
 
 
-def _read_columns(path: Path, ncols: int, integer: bool = False) -> np.ndarray:
-    """[n, ncols] of a whitespace-separated text file; DataFormatError naming the file and line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"HAPT file {path} not found")
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != ncols:
-                raise DataFormatError(f"{path}, line {lineno}: expected {ncols} whitespace-separated columns, "
-                                      f"got {len(fields)}")
-            try:
-                values = [int(v) for v in fields] if integer else [float(v) for v in fields]
-            except ValueError:
-                kind = "an integer" if integer else "a number"
-                bad = next(v for v in fields if not _parses(v, int if integer else float))
-                raise DataFormatError(f"{path}, line {lineno}: {bad!r} is not {kind}") from None
-            if not integer and not all(np.isfinite(values)):
-                raise DataFormatError(f"{path}, line {lineno}: a reading that is not finite ({line.strip()})")
-            rows.append(values)
-    if not rows:
-        raise DataFormatError(f"{path}: no rows")
-    return np.array(rows, dtype=np.int64 if integer else np.float64)
-
-
-def _parses(v: str, typ) -> bool:
-    try:
-        typ(v)
-        return True
-    except ValueError:
-        return False
-
-
 def _raw_recordings(root: Path, subjects) -> list[_Recording]:
     raw = root / "RawData" if (root / "RawData").is_dir() else root
     found = sorted((int(m.group(2)), int(m.group(1)), p) for p in raw.glob("acc_exp*_user*.txt")
@@ -262,13 +228,14 @@ def _raw_recordings(root: Path, subjects) -> list[_Recording]:
     if not found:
         raise FileNotFoundError(f"no RawData/acc_expXX_userYY.txt files in {root}")
     labels_path = raw / "labels.txt"
-    table = _read_columns(labels_path, 5, integer=True)  # experiment, user, activity, start, end (1-based)
+    # experiment, user, activity, start, end (1-based)
+    table = read_columns(labels_path, 5, integer=True, what="HAPT file")
     out = []
     for uid, exp, acc_path in found:
         if subjects is not None and uid not in subjects:
             continue
         gyro_path = acc_path.with_name(acc_path.name.replace("acc_", "gyro_", 1))
-        acc, gyro = _read_columns(acc_path, 3), _read_columns(gyro_path, 3)
+        acc, gyro = (read_columns(p, 3, finite=True, what="HAPT file") for p in (acc_path, gyro_path))
         if len(acc) != len(gyro):
             raise DataFormatError(f"{gyro_path}: {len(gyro)} rows, but {acc_path.name} has {len(acc)}")
         labels = np.full(len(acc), -1, np.int64)

@@ -16,6 +16,7 @@ from .dataset import (
     cut_windows,
     first_non_finite,
     label_runs,
+    read_columns,
     reading_text,
     resample,
     window_geometry,
@@ -52,19 +53,7 @@ def _read_mhealth_log(path: Path) -> np.ndarray:
         except ValueError:
             rows = None  # find the offending line below, for a message that names it
     if rows is None or rows.shape[1] != MHEALTH_COLUMNS:
-        with reading_text(path), open(path) as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != MHEALTH_COLUMNS:
-                    raise DataFormatError(f"{path}, line {lineno}: expected {MHEALTH_COLUMNS} whitespace-separated "
-                                          f"columns, got {len(fields)}")
-                for col, v in enumerate(fields, 1):
-                    try:
-                        float(v)
-                    except ValueError:
-                        raise DataFormatError(f"{path}, line {lineno}, column {col}: {v!r} is not a number") from None
+        read_columns(path, MHEALTH_COLUMNS, what="MHEALTH log")  # raises, naming the offending line and column
         raise DataFormatError(f"{path}: could not be read as {MHEALTH_COLUMNS} numeric columns")
     bad = first_non_finite(rows)  # float() reads 'nan' and 'inf': a reading that would train to NaN weights
     if bad is not None:
