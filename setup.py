@@ -1,7 +1,7 @@
 """Builds the optional C++/CUDA extensions; all metadata is in pyproject.toml.
 
 Sources are discovered, so adding a kernel means adding files, not editing this:
-  umsnet_fast._cpu   <- csrc/cpu_bindings.cpp + csrc/cpu/*.cpp     (C++17, OpenMP, -O3)
+  umsnet_fast._cpu   <- csrc/cpu_bindings.cpp + csrc/weight_watch.cpp + csrc/cpu/*.cpp  (C++17, OpenMP, -O3)
   umsnet_fast._cuda  <- csrc/cuda_bindings.cpp + csrc/cuda/*.cu    (needs nvcc and a CUDA torch)
 
 Environment switches:
@@ -74,7 +74,8 @@ def _extensions():
 
     if cpu_sources and not _flag("UMSNET_FAST_SKIP_CPU_BUILD"):
         exts.append(cpp_extension.CppExtension(
-            "umsnet_fast._cpu", ["csrc/cpu_bindings.cpp", *cpu_sources], include_dirs=include_dirs,
+            "umsnet_fast._cpu", ["csrc/cpu_bindings.cpp", "csrc/weight_watch.cpp", *cpu_sources],
+            include_dirs=include_dirs,
             extra_compile_args=common_cxx + ["-fopenmp"], extra_link_args=["-fopenmp"]))
         built_with["extensions"].append("_cpu")
     elif cpu_sources:

@@ -6,16 +6,18 @@ Per backend that `auto` may pick on the device (and dtype it runs), on the same 
   window full); batch B: hops/s of a pool of B streams each advancing one slice (B pushes + `step()`).
 Each stream row carries its ratio to the window row of the same batch (`vs_window`: per-hop latency /
 window latency at batch 1, hops/s / windows/s at batch B) and the error of the stream's first output
-against `model` on the same window (`max_abs_diff_vs_window`). Targets (DESIGN.md section 5): per-hop
+against `model` on the same window (`max_abs_diff_vs_window`). The two are timed in ROUNDS alternating
+blocks; `vs_window` is the median of the per-round ratios (`vs_window_rounds`). Targets (DESIGN.md section 5): per-hop
 latency <= 0.5x the window forward; pool throughput >= 2x the window throughput.
 """
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import umsnet_fast
@@ -25,11 +27,12 @@ from . import report
 from .common import DTYPES
 from .engines import BenchContext
 from .runner import BenchConfig, _max_diff, _reason, intra_op_threads, start_run
-from .timing import time_call
+from .timing import Timing, time_call
 
 __all__ = ["run_stream", "stream_targets"]
 
 PER_HOP_TARGET, POOL_TARGET = 0.5, 2.0
+ROUNDS = 3  # window then stream, this many times over (see _time_rounds)
 
 
 def _backends(device: torch.device, patterns) -> list[str]:
@@ -100,58 +103,85 @@ def _measure(ctx, cfg, backend: str, dtype, dtype_name: str, batches) -> list[di
     skip = get_backend(backend).input_unsupported_reason(ctx.device, dtype)
     if skip:
         return [dict(r, status="skipped", reason=skip) for r in base]
-    length = ctx.slice_length
     model = umsnet_fast.UMSNet.from_reference(ctx.reference_as(dtype), backend=backend).eval()
     rows = []
     for b in batches:
-        latency = b == 1
-        budget = cfg.latency_budget if latency else cfg.throughput_budget
-        mode = "latency" if latency else "throughput"
-        # the window forward
-        xs = ctx.example_inputs(b, dtype, seed=cfg.seed + b)
+        mode = "latency" if b == 1 else "throughput"
         window = dict(engine=f"fast-{backend}", dtype=dtype_name, batch=b, mode=mode)
+        stream_row = dict(engine=f"stream-{backend}", dtype=dtype_name, batch=b, mode=mode)
+        xs = ctx.example_inputs(b, dtype, seed=cfg.seed + b)
         try:
             with torch.no_grad():
                 expected = model(xs)
-            t = time_call(lambda: model(xs), ctx.device, budget, latency=latency)
-            window.update(status="ok", **_summary(t, b))
+            window_call = lambda: model(xs)  # noqa: E731
         except Exception as e:  # noqa: BLE001 - reported as a failed cell
             window.update(status="failed", reason=_reason(e))
-            expected = None
-        rows.append(window)
-        # b streams, each with a full window of slices, then one slice per stream per timed call
-        stream_row = dict(engine=f"stream-{backend}", dtype=dtype_name, batch=b, mode=mode)
+            expected = window_call = None
         try:
-            first = [x[0].unsqueeze(0) for x in xs] if expected is not None else None
-            hop = [torch.randn(s.channels, length, dtype=dtype, device=ctx.device) for s in ctx.preset.sensors]
-            if latency:
-                runner = model.stream(1, slice_length=length)
-                out = runner.push([x[0] for x in xs])
-                call = lambda: runner.push(hop)  # noqa: E731
-            else:
-                runner = umsnet_fast.StreamPool(model, 1, slice_length=length)
-                for i in range(b):
-                    runner.push(i, [x[i] for x in xs])
-                out = runner.step()[0]
-
-                def call():
-                    for i in range(b):
-                        runner.push(i, hop)
-                    return runner.step()
-            assert len(out) == 1, f"expected one output for the first window, got {len(out)}"
-            t = time_call(call, ctx.device, budget, latency=latency)
-            stream_row.update(status="ok", **_summary(t, b))
-            if first is not None:
-                stream_row["max_abs_diff_vs_window"] = _max_diff(out[0], expected[0])
-            if window["status"] == "ok":
-                stream_row["vs_window"] = round(stream_row["median_ms"] / window["median_ms"], 3) if latency else \
-                    round(stream_row["throughput_per_s"] / window["throughput_per_s"], 3)
+            stream_call, first = _stream_call(model, ctx, xs, b)
+            if expected is not None:
+                stream_row["max_abs_diff_vs_window"] = _max_diff(first, expected[0])
         except Exception as e:  # noqa: BLE001
             stream_row.update(status="failed", reason=_reason(e))
-        rows.append(stream_row)
+            stream_call = None
+        _time_rounds(ctx, cfg, b, window, window_call, stream_row, stream_call)
+        rows += [window, stream_row]
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
+
+
+def _stream_call(model, ctx, xs, b: int):
+    """b streams, each with a full window of slices; the timed call advances every stream one slice.
+    Returns the call and the first stream's first output."""
+    length, dtype = ctx.slice_length, xs[0].dtype
+    hop = [torch.randn(s.channels, length, dtype=dtype, device=ctx.device) for s in ctx.preset.sensors]
+    if b == 1:
+        runner = model.stream(1, slice_length=length)
+        out = runner.push([x[0] for x in xs])
+        call = lambda: runner.push(hop)  # noqa: E731
+    else:
+        runner = umsnet_fast.StreamPool(model, 1, slice_length=length)
+        for i in range(b):
+            runner.push(i, [x[i] for x in xs])
+        out = runner.step()[0]
+
+        def call():
+            for i in range(b):
+                runner.push(i, hop)
+            return runner.step()
+    assert len(out) == 1, f"expected one output for the first window, got {len(out)}"
+    return call, out[0]
+
+
+def _time_rounds(ctx, cfg, b: int, window: dict, window_call, stream_row: dict, stream_call) -> None:
+    """Time the window forward, then the stream, ROUNDS times over, each for 1/ROUNDS of the cell's budget.
+
+    One engine at a time (both run the same backend in one process, so neither leaves another runtime's
+    workers spinning). The ratio is the median of the per-round ratios: each compares two blocks timed
+    seconds apart, so a drift of the machine's speed over the run (a shared machine) cancels out.
+    """
+    budget = cfg.latency_budget if b == 1 else cfg.throughput_budget
+    part = replace(budget, target_s=budget.target_s / ROUNDS,
+                   max_iters=max(budget.min_iters, budget.max_iters // ROUNDS))
+    timings = {"window": [], "stream": []}
+    for _ in range(ROUNDS):
+        for name, row, call in (("window", window, window_call), ("stream", stream_row, stream_call)):
+            if call is None or row.get("status") == "failed":
+                continue
+            try:
+                timings[name].append(time_call(call, ctx.device, part, latency=b == 1))
+            except Exception as e:  # noqa: BLE001
+                row.update(status="failed", reason=_reason(e))
+    for name, row in (("window", window), ("stream", stream_row)):
+        if row.get("status") != "failed":
+            row.update(status="ok", **_summary(Timing(sum((t.samples_s for t in timings[name]), ())), b))
+    if window["status"] == "ok" and stream_row["status"] == "ok":
+        # per-hop latency / window latency (batch 1); hops/s / windows/s (batch B)
+        ratios = [(s.median_s / w.median_s) if b == 1 else (w.median_s / s.median_s)
+                  for w, s in zip(timings["window"], timings["stream"])]
+        stream_row["vs_window"] = round(float(np.median(ratios)), 3)
+        stream_row["vs_window_rounds"] = [round(r, 3) for r in ratios]
 
 
 def _summary(t, b: int) -> dict:

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "weight_watch.h"
 
 namespace {
 
@@ -455,6 +456,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("bf16_path", [] { return std::string(kernels().bf16_path); }, "how the kernels in use multiply bf16 weights");
   mod.def("set_isa", &set_isa, "choose the kernels: auto, amx, avx512bf16, avx512, avx2 or generic");
   mod.def("supported_isas", &supported_isas);
+  umsnet_fast::bind_weight_watch(mod);
   // The ops run without the GIL, so Python threads compute in parallel: arguments are converted before
   // it is released and the result after it is re-acquired; in between only ATen's C++ API and the
   // kernels run (no Python object is touched), and the packed weights are only read.

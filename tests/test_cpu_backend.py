@@ -280,3 +280,22 @@ def test_vnni_layout(n, k):
     fp32 = C.pack_linear(w.float(), None).packed
     assert fp32.dtype == torch.float32 and fp32.shape == (panels, k, panel)
     assert torch.equal(fp32.transpose(1, 2).reshape(panels * panel, k)[:n], w.float())
+
+
+@needs_ext
+def test_kernels_flush_denormals_only_while_they_run():
+    """The engine's threads read and write denormals as zero (vec.h FlushDenormals), and the caller's
+    floating-point state is back when a call returns: torch ops on the same OpenMP threads keep them."""
+    ref = randomize_(ReferenceUMSNet(**presets.HHAR.model_kwargs(6)), seed=4).eval()
+    fast = UMSNet.from_reference(ref, backend="cpu").eval()
+    xs = presets.HHAR.example_inputs(2, 6)
+    tiny = torch.full((1 << 20,), 1e-39)  # denormal; big enough for torch to split the product over threads
+    assert torch.count_nonzero(tiny * 1.5) == tiny.numel()
+    check_model(fast, ref, xs)
+    with torch.no_grad():
+        fast(xs)
+    assert torch.count_nonzero(tiny * 1.5) == tiny.numel()
+    # inside, a product below the smallest normal float is zero: 16 terms of 1e-40 sum to 0, not 1.6e-39
+    w = _EXT.make_linear(torch.full((16, 16), 1e-20), torch.zeros(16))
+    assert torch.count_nonzero(_EXT.linear(torch.full((4, 16), 1e-20), w)) == 0
+    assert torch.count_nonzero(torch.full((4, 16), 1e-20) @ torch.full((16, 16), 1e-20)) == 64  # torch keeps them

@@ -218,6 +218,47 @@ def test_writes_behind_autograds_back_are_picked_up(write):
     assert torch.equal(after, _fresh_copy(model)(xs))
 
 
+@torch.no_grad()
+def _scale_in_place(m):
+    m.fusion.stages[0][0].gamma.mul_(3.0)  # through the version counter
+
+
+def _replace_data(m):
+    m.head.weight.data = m.head.weight.data.clone()  # same values, a new pointer
+
+
+def _replace_parameter(m):
+    m.head.bias = torch.nn.Parameter(m.head.bias.detach().clone())
+
+
+WATCHED_CHANGES = {
+    **BYPASSING_WRITES,
+    "in place under no_grad": _scale_in_place,
+    "p.data = ...": _replace_data,
+    "new Parameter": _replace_parameter,
+    "load_state_dict": lambda m: m.load_state_dict(randomize_(UMSNet(**m.config.constructor_kwargs()), seed=2)
+                                                   .state_dict()),
+}
+
+
+@pytest.mark.parametrize("change", WATCHED_CHANGES.values(), ids=WATCHED_CHANGES.keys())
+def test_native_weight_watch_sees_what_the_python_one_sees(change):
+    from umsnet_fast.weight_watch import WeightWatch, _PyTensorWatch
+
+    model = randomize_(UMSNet(**presets.HHAR.model_kwargs(4)), seed=3).eval()
+    native, python = WeightWatch(model), WeightWatch(model, native=False)
+    assert isinstance(python.watch, _PyTensorWatch)
+    if isinstance(native.watch, _PyTensorWatch):
+        pytest.skip("umsnet_fast._cpu is not built: WeightWatch falls back to the Python watch")
+    UMSNet(**presets.HHAR.model_kwargs(4))  # another model registers modules: both re-gather, nothing changed
+    assert not native.changed() and not python.changed()
+    change(model)
+    assert native.changed() and python.changed()
+    assert native.changed()  # still, until accept()
+    native.accept(), python.accept()
+    assert not native.changed() and not python.changed()
+
+
 def test_refresh_repacks_what_the_probe_cannot_see():
     from umsnet_fast.weight_watch import probe_offsets
 

@@ -39,6 +39,10 @@ class _Rows:
     def view(self) -> torch.Tensor:
         return self.data[self.start:self.start + self.count]
 
+    def rows(self, a: int, b: int) -> torch.Tensor:
+        """Held rows a .. b-1 (counted from the first held row), one slicing op."""
+        return self.data[self.start + a:self.start + b]
+
     def reserve(self, n: int) -> None:
         """Room for n more rows at the back: move the kept rows to the front, or double the buffer."""
         if self.start + self.count + n <= len(self.data):
@@ -294,12 +298,12 @@ class _Runner:
             if jobs:
                 slices = []
                 for i, (length, c) in enumerate(zip(lengths, self.channels)):
-                    parts = [st.samples[i].view()[(a - st.base) * length:(b - st.base) * length] for st, a, b in jobs]
+                    parts = [st.samples[i].rows((a - st.base) * length, (b - st.base) * length) for st, a, b in jobs]
                     slices.append((parts[0] if len(parts) == 1 else torch.cat(parts)).view(-1, length, c))
                 features = self._slice_features(slices)
                 row = 0
                 for st, a, b in jobs:
-                    st.features.append(features[row:row + b - a])
+                    st.features.append(features if len(jobs) == 1 else features[row:row + b - a])
                     row += b - a
                     st.done = b
             windows, counts = [], []
@@ -308,14 +312,14 @@ class _Runner:
                 n = (st.done - first - k) // hop + 1 if st.done - first >= k else 0
                 counts.append(n)
                 if n:
-                    rows = st.features.view()[first - st.base:]
-                    windows.append(rows[:k].unsqueeze(0) if n == 1 else
-                                   rows.unfold(0, k, hop)[:n].transpose(1, 2))
+                    a = first - st.base
+                    windows.append(st.features.rows(a, a + k).unsqueeze(0) if n == 1 else
+                                   st.features.view()[a:].unfold(0, k, hop)[:n].transpose(1, 2))
                     st.next_hop += n
             logits = self._window_head([windows[0] if len(windows) == 1 else torch.cat(windows)]) if windows else None
             out, row = [], 0
             for st, n in zip(states, counts):
-                out.append(list(logits[row:row + n].unbind(0)) if n else [])
+                out.append(list((logits if n == len(logits) else logits[row:row + n]).unbind(0)) if n else [])
                 row += n
                 keep = min(st.next_hop * hop, st.done)  # the first slice a future window needs
                 if keep > st.base:

@@ -16,9 +16,10 @@ Three signals, each cheap enough for batch 1:
 
 Walking the module tree on every call costs 570 us for UMSNet-A (311 tensors) on the 2-core
 development machine. `WeightWatch` keeps the tensor list and walks again only after some module
-registered a parameter, buffer or submodule (torch's global registration hooks), reads the counters with
-C-level getters (39 us on the same machine); the probe reads its ~4800 elements in 4 to 10 us, measured on
-the same machine under load (see _Probe).
+registered a parameter, buffer or submodule (torch's global registration hooks). The counters and the
+probe are then read in one C++ call (`umsnet_fast._cpu.TensorWatch`, csrc/weight_watch.cpp): a few us
+where the Python loop over the counters plus the numpy probe (`_PyTensorWatch`, the reference and the
+fallback when the extension is not built) took 45 to 50 us on the same machine.
 """
 from __future__ import annotations
 
@@ -83,14 +84,14 @@ class _Probe:
 
     def __init__(self, tensors: list[torch.Tensor]):
         self.held = []  # aliases that keep the probed memory allocated
-        addresses: dict[int, list[np.ndarray]] = {}
+        self.addresses: dict[int, list[np.ndarray]] = {}  # element size -> byte addresses, per tensor
         for t in tensors:
             a = probe_offsets(t)
             if a is not None:
                 self.held.append(t.detach())
-                addresses.setdefault(t.element_size(), []).append(a)
+                self.addresses.setdefault(t.element_size(), []).append(a)
         self.groups = []
-        for size, parts in addresses.items():
+        for size, parts in self.addresses.items():
             a = np.concatenate(parts)
             low, high = int(a.min()), int(a.max()) + size
             memory = (ctypes.c_char * (high - low)).from_address(low)
@@ -104,33 +105,67 @@ class _Probe:
         return all(map(np.array_equal, self.read(), self.values))
 
 
-class WeightWatch:
-    """Watches the parameters and buffers of `model` (see the module docstring for what is detected)."""
+def _counters(tensors: list[torch.Tensor], versioned: list[torch.Tensor]) -> tuple[list[int], list[int]]:
+    return [*map(_pointer_of, tensors)], [*map(_version_of, versioned)]
 
-    def __init__(self, model: torch.nn.Module):
+
+class _PyTensorWatch:
+    """Has any of `tensors` changed since this was made? Pointers and versions, then the probe."""
+
+    def __init__(self, tensors: list[torch.Tensor], versioned: list[torch.Tensor]):
+        self.tensors, self.versioned = tensors, versioned
+        self.counters = _counters(tensors, versioned)
+        self.probe = _Probe(tensors)
+
+    def changed(self) -> bool:
+        # the probe is read only once every pointer is known unchanged (see _Probe)
+        return _counters(self.tensors, self.versioned) != self.counters or not self.probe.matches()
+
+
+def _native_tensor_watch(tensors: list[torch.Tensor], versioned: list[torch.Tensor]):
+    """The same watch in one C++ call (umsnet_fast._cpu.TensorWatch), or None without the extension."""
+    from ._extensions import load_extension
+
+    native = getattr(load_extension("_cpu")[0], "TensorWatch", None)
+    if native is None:
+        return None
+    probe = _Probe(tensors)  # its addresses, and its aliases to keep the probed memory allocated
+    addresses = [a for parts in probe.addresses.values() for a in parts]
+    sizes = [np.full(len(a), size, np.int64) for size, parts in probe.addresses.items() for a in parts]
+    addresses, sizes = (torch.from_numpy(np.concatenate(p) if p else np.zeros(0, np.int64)) for p in (addresses, sizes))
+    is_versioned = {id(t) for t in versioned}
+    return native(tensors, [id(t) in is_versioned for t in tensors], probe.held, addresses, sizes)
+
+
+class WeightWatch:
+    """Watches the parameters and buffers of `model` (see the module docstring for what is detected).
+
+    native=False uses the Python reference of the C++ watch (for tests; also the fallback without it).
+    """
+
+    def __init__(self, model: torch.nn.Module, native: bool = True):
         _install_hooks()
-        self.model = model
+        self.model, self.native = model, native
         self.accept()
 
-    def _gather(self) -> None:
-        self.generation = _generation
-        self.tensors = [*self.model.parameters(), *self.model.buffers()]
-        # Inference tensors (made under torch.inference_mode) have no version counter; only the probe
-        # sees their changes (in-place writes to them are refused outside inference mode anyway).
-        self.versioned = [t for t in self.tensors if not t.is_inference()]
-
-    def _counters(self) -> tuple[list[int], list[int]]:
-        if self.generation != _generation:
-            self._gather()
-        return [*map(_pointer_of, self.tensors)], [*map(_version_of, self.versioned)]
+    def _gather(self) -> list[torch.Tensor]:
+        return [*self.model.parameters(), *self.model.buffers()]
 
     def changed(self) -> bool:
         """True when some parameter or buffer changed since the last accept()."""
-        # the probe is read only once every pointer is known unchanged (see _Probe)
-        return self._counters() != self.counters or not self.probe.matches()
+        if self.generation != _generation:  # some module registered something: is it one of ours?
+            tensors = self._gather()
+            if len(tensors) != len(self.tensors) or any(map(operator.is_not, tensors, self.tensors)):
+                return True  # and again on every call until accept()
+            self.generation = _generation
+        return self.watch.changed()
 
     def accept(self) -> None:
         """Take the current weights as the reference for changed()."""
-        self._gather()
-        self.counters = self._counters()
-        self.probe = _Probe(self.tensors)
+        self.generation = _generation
+        self.tensors = self._gather()
+        # Inference tensors (made under torch.inference_mode) have no version counter; only the probe
+        # sees their changes (in-place writes to them are refused outside inference mode anyway).
+        versioned = [t for t in self.tensors if not t.is_inference()]
+        self.watch = (self.native and _native_tensor_watch(self.tensors, versioned)) or \
+            _PyTensorWatch(self.tensors, versioned)

@@ -105,6 +105,7 @@ void features_impl(const ModelParams& m, const InputParams* xs, int B, int K, fl
   const int ntiles = tiles_before[m.nsensors];
 #pragma omp parallel num_threads(threads)
   {
+    FlushDenormals flush;
     float* buf = falloc(need);
 #pragma omp for schedule(dynamic, 1)
     for (int job = 0; job < ntiles; ++job) {
@@ -152,6 +153,7 @@ void head_impl(const ModelParams& m, const float* F, int B, float* logits, int t
     hs.alloc_shared(m, B);
 #pragma omp parallel num_threads(threads)
     {
+      FlushDenormals flush;
       float* tmp = falloc(hs.per_thread);
       Par par;
       par.tid = omp_get_thread_num();
@@ -165,6 +167,7 @@ void head_impl(const ModelParams& m, const float* F, int B, float* logits, int t
     const int n = (B + S - 1) / S;
 #pragma omp parallel num_threads(threads)
     {
+      FlushDenormals flush;
       HeadScratch hs;
       hs.alloc_shared(m, S);
       float* tmp = falloc(hs.per_thread);

@@ -5,6 +5,7 @@
 
 #define UMSNET_TEAM(threads, ...)                \
   _Pragma("omp parallel num_threads(threads)") { \
+    FlushDenormals flush;                        \
     Par par;                                     \
     par.tid = omp_get_thread_num();              \
     par.nt = omp_get_num_threads();              \
@@ -48,6 +49,7 @@ void lsr_block_op(float* x, int B, int L, const BlockParams& p, int threads) {
   }
 #pragma omp parallel num_threads(threads)
   {
+    FlushDenormals flush;
     const int64_t M = (int64_t)G * L;
     ModScratch s;
     s.h = falloc(M * p.c), s.hid = falloc(M * p.fc1.n), s.tmp = falloc(p.c + 16);

@@ -43,6 +43,9 @@ class TrainSettings:
     # on the standardised signal; 0 turns them off
     augment_scale: float = 0.0
     augment_noise: float = 0.0
+    # decay of an exponential moving average of the weights (and BatchNorm statistics), updated after
+    # every step; the average is the trained model. 0: the last step's weights
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "cpu"
 
@@ -134,6 +137,11 @@ def train_model(model: reference.UMSNet, xs: list[np.ndarray], y: np.ndarray, se
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
     total = settings.epochs * steps_per_epoch
+    ema = None
+    if settings.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
     scheduler = _lr_schedule(optimizer, total, min(round(settings.warmup_epochs * steps_per_epoch), total - 1))
     for epoch in range(settings.epochs):
         losses = []
@@ -150,9 +158,13 @@ def train_model(model: reference.UMSNet, xs: list[np.ndarray], y: np.ndarray, se
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
         if on_epoch is not None:
             on_epoch(epoch, float(np.mean(losses)))
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return model.eval()
 
 
