@@ -49,11 +49,17 @@ def assert_one_line(code, err, *fragments):
     (["--drop-path", "1"], ["argument --drop-path", "in [0, 1)"]),
     (["--threads", "0"], ["argument --threads"]),
     (["--window-seconds", "0"], ["argument --window-seconds"]),
+    (["--train-step-seconds", "-1"], ["argument --train-step-seconds"]),
     (["--device", "gpu0"], ["argument --device", "'gpu0' is not a torch device"]),
 ])
 def test_train_argument_errors(tmp_path, capsys, args, fragments):
     code, err = run_cli(["train", "--dataset", "mhealth", "--data-root", str(tmp_path), *TINY_ARGS, *args], capsys)
     assert_one_line(code, err, *fragments)
+
+
+def test_train_step_is_refused_for_fixed_windows(capsys):
+    code, err = run_cli(["train", "--dataset", "basicmotions", "--train-step-seconds", "1", *TINY_ARGS], capsys)
+    assert_one_line(code, err, "--train-step-seconds does not apply")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")

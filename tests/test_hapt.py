@@ -215,7 +215,10 @@ def test_real_tiny_train_and_baseline(tmp_path):
     assert metrics["baseline"]["accuracy"] > 0.8, metrics["baseline"]
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["data"] == {"dataset": "hapt", "root": None, "window_seconds": 2.56, "step_seconds": 1.28,
-                               "transitions": False, "subjects": [1, 2, 3]}
+                               "train_step_seconds": 0.64, "transitions": False, "subjects": [1, 2, 3]}
+    # trained on the windows of subjects 1 and 3 every 0.64 s, tested on subject 2's every 1.28 s
+    assert fold["n_train"] == len(load_hapt(subjects=(1, 3), step_seconds=0.64))
+    assert fold["n_test"] == len(load_hapt(subjects=(2,)))
     # evaluate reads the same windows again (the packaged copy, those subjects) from the checkpoint alone
     assert main(["evaluate", "--checkpoint", str(out / "fold-2.safetensors"), "--output", str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())

@@ -119,3 +119,39 @@ def test_basicmotions_end_to_end(tmp_path):
     assert main(["evaluate", "--checkpoint", str(out / "fold-test.safetensors"), "--output", str(tmp_path / "ev")]) == 0
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert ev["accuracy"] == pytest.approx(metrics["accuracy"]) and ev["n"] == 40
+
+
+def test_rotation_augmentation_turns_the_physical_signal():
+    from umsnet_fast.har.train import TrainSettings, random_rotations, train_model
+
+    r = random_rotations(256, 10.0, torch.Generator().manual_seed(0), "cpu")
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(256, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(r), torch.ones(256), atol=1e-5, rtol=0)
+    angle = torch.rad2deg(torch.arccos(((r.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)))
+    assert 5.0 < angle.mean() < 12.0  # |N(0, 10 degrees)| has mean 8
+
+    # the model sees rotated windows: the norm of each raw 3-axis sample is kept, the 2-channel sensor untouched
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(2))
+
+        def forward(self, xs):
+            seen.append([x.detach().clone() for x in xs])
+            return self.w.expand(len(xs[0]), 2) + 0 * sum(x.sum() for x in xs)
+
+    gen = np.random.default_rng(0)
+    raw = [gen.normal(size=(8, 3, 5)).astype(np.float32), gen.normal(size=(8, 2, 5)).astype(np.float32)]
+    mean, std = [np.array([1.0, -2.0, 0.5]), np.zeros(2)], [np.array([2.0, 0.5, 1.0]), np.ones(2)]
+    xs = [((a - m[None, :, None]) / s[None, :, None]).astype(np.float32) for a, m, s in zip(raw, mean, std)]
+    settings = TrainSettings(epochs=1, batch_size=8, augment_rotation=30.0, warmup_epochs=0)
+    train_model(Probe(), xs, np.zeros(8, np.int64), settings, normalization=list(zip(mean, std)))
+    (acc, other), = seen
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(0))  # the batch order of train_model
+    as_column = (lambda v: torch.tensor(v, dtype=torch.float32)[None, :, None])  # noqa: E731
+    turned = acc * as_column(std[0]) + as_column(mean[0])
+    torch.testing.assert_close(turned.norm(dim=1), torch.from_numpy(raw[0])[order].norm(dim=1), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(turned, torch.from_numpy(raw[0])[order], atol=1e-3)
+    torch.testing.assert_close(other, torch.from_numpy(xs[1])[order])

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..cli import CommandError, int_at_least, ints_at_least, number_in, torch_device
@@ -37,6 +38,9 @@ def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> Non
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p)
+    p.add_argument("--train-step-seconds", type=number_in(0, low_open=True), default=None, metavar="S",
+                   help="cut the training windows every S seconds (more, overlapping windows; the test windows "
+                        "every --step-seconds); default: the same step, HAPT 0.64 s")
     p.add_argument("--split", choices=("loso", "fixed", "uci"), default=None,
                    help="leave-one-subject-out folds (default for MHEALTH/HHAR), one fixed split (BasicMotions: "
                         "its train/test split) or, for HAPT (its default), the UCI-HAR split: test subjects "
@@ -59,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     nonnegative, fraction = number_in(0), number_in(0, 1, high_open=True)
     for name, typ in (("epochs", int_at_least(1)), ("batch-size", int_at_least(1)), ("lr", number_in(0, low_open=True)),
                       ("weight-decay", nonnegative), ("warmup-epochs", nonnegative), ("drop-path", fraction),
-                      ("label-smoothing", fraction), ("augment-scale", nonnegative), ("augment-noise", nonnegative)):
+                      ("label-smoothing", fraction), ("augment-scale", nonnegative), ("augment-noise", nonnegative),
+                      ("augment-rotation", nonnegative)):
         g.add_argument(f"--{name}", type=typ, default=None)
     g.add_argument("--layer-scale-init", type=number_in(), default=1e-6, help="LayerScale gamma at init (default 1e-6)")
     a = p.add_argument_group("architecture overrides (default: the variant's)")
@@ -93,6 +98,13 @@ def check_architecture(args: argparse.Namespace) -> None:
 def data_settings(args: argparse.Namespace) -> dict:
     """What load_dataset needs, from the CLI arguments (stored in checkpoints for `evaluate`)."""
     info = {"dataset": args.dataset}
+    train_step = getattr(args, "train_step_seconds", None)
+    if args.dataset == "basicmotions" and train_step is not None:
+        raise SystemExit("BasicMotions comes as fixed 10 s windows: --train-step-seconds does not apply")
+    if args.dataset == "hapt" and train_step is None:
+        train_step = HAPT_TRAIN_STEP_SECONDS
+    if train_step is not None:
+        info["train_step_seconds"] = train_step
     if args.dataset == "hapt":
         if args.devices is not None:
             raise SystemExit("--devices is for HHAR")
@@ -116,10 +128,27 @@ def data_settings(args: argparse.Namespace) -> dict:
     return info
 
 
+# HAPT trains on windows every 0.64 s (four per window length) and tests on the UCI-HAR step (1.28 s): the
+# denser training windows gave accuracy 0.957 against 0.952 (README).
+HAPT_TRAIN_STEP_SECONDS = 0.64
+
+
 def load_from_settings(info: dict):
     keys = ("root", "window_seconds", "step_seconds", "devices", "transitions", "subjects")
     kwargs = {k: info[k] for k in keys if k in info}
     return load_dataset(info["dataset"], **kwargs)
+
+
+def _denser_training_windows(info: dict, sets: list) -> list:
+    """Each fold's training windows cut again every info["train_step_seconds"] (the same recordings and
+    subjects: those not tested in the fold); the test windows as they are."""
+    try:
+        dense = load_from_settings({**info, "step_seconds": info["train_step_seconds"]})
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    subjects = np.asarray([str(s) for s in dense.subjects])
+    return [(name, dense.subset(~np.isin(subjects, sorted({str(s) for s in test.subjects}))), test)
+            for name, _train, test in sets]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     for field_name, arg in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                             ("weight_decay", "weight_decay"), ("warmup_epochs", "warmup_epochs"),
                             ("drop_path_rate", "drop_path"), ("label_smoothing", "label_smoothing"),
-                            ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise")):
+                            ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise"),
+                            ("augment_rotation", "augment_rotation")):
         value = getattr(args, arg)
         setattr(settings, field_name, defaults[field_name] if value is None else value)
     try:
@@ -172,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise SystemExit(str(e)) from None
         sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
+        if info.get("train_step_seconds") not in (None, info.get("step_seconds")):
+            sets = _denser_training_windows(info, sets)
     variant = args.variant or "A"
     model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": variant,
                     "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
