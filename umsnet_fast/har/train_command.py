@@ -213,14 +213,18 @@ def run(args: argparse.Namespace) -> int:
     model_kwargs.update(sized)
     model_kwargs.update({k: getattr(args, k) for k in arch if getattr(args, k) is not None})
     size = " (sized by DATASET_MODELS)" if sized else ""
+    extras = [f"training windows every {info['train_step_seconds']:g} s"] if "train_step_seconds" in info else []
+    extras += [text.format(value) for text, value in (("rotations of {:g} degrees", settings.augment_rotation),
+                                                      ("amplitude scaling {:g}", settings.augment_scale),
+                                                      ("noise {:g}", settings.augment_noise)) if value]
     console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
-                  f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
-                  f"{torch.get_num_threads()} threads on {settings.device}")
+                  f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}"
+                  f"{''.join(', ' + e for e in extras)}, {torch.get_num_threads()} threads on {settings.device}")
     t0 = time.perf_counter()
     result = run_experiment(sets, model_kwargs, settings, args.output, info, console, args.quiet)
     console.print(f"[bold]{args.dataset}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
                   f"[/] (mean of {len(result['folds'])} fold(s), {time.perf_counter() - t0:.0f} s)")
-    panels = [(f"UMSNet-{variant}", result)]
+    panels = [(f"UMSNet-{variant}" + (f" ({args.dataset} size)" if sized else ""), result)]
     if args.baseline is not None:
         # after the training: numba's OpenMP workers (torch's libgomp) stay busy-waiting once started,
         # which on a 2-core machine took about half a core from every later training step
