@@ -192,7 +192,7 @@ def test_real_subset(real_subset):
     assert len(transitions.classes) == 12 and transitions.class_counts()["stand_to_sit"] >= 1
 
 
-def test_real_tiny_train_and_baseline(tmp_path):
+def test_real_tiny_train_and_baseline(tmp_path, capsys):
     pytest.importorskip("sklearn", reason="training needs scikit-learn: pip install 'umsnet-fast[data]'")
     pytest.importorskip("safetensors", reason="checkpoints need safetensors: pip install 'umsnet-fast[data]'")
     pytest.importorskip("sktime", reason="the MiniRocket baseline is sktime's: pip install 'umsnet-fast[data]'")
@@ -204,8 +204,12 @@ def test_real_tiny_train_and_baseline(tmp_path):
 
     out = tmp_path / "run"
     assert main(["train", "--dataset", "hapt", "--read-subjects", "1,2,3", "--split", "fixed", "--test-subjects",
-                 "2", "--baseline", "minirocket", "--baseline-kernels", "840", "--output", str(out), *TINY,
-                 "--batch-size", "32"]) == 0
+                 "2", "--baseline", "minirocket", "--baseline-kernels", "840", "--output", str(out),
+                 *[a for a in TINY if a != "--quiet"], "--batch-size", "32"]) == 0
+    printed = capsys.readouterr().out  # not a terminal: a line per epoch and per baseline step, no bars
+    assert "fold 2: epoch 1/1" in printed
+    for step in ("transform train", "fit ridge", "transform test"):
+        assert f"minirocket fold 2: {step} done" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     (fold,) = metrics["folds"]
     (base,) = metrics["baseline"]["folds"]

@@ -72,8 +72,13 @@ def run_baseline(name: str, train_sets: list[tuple[str, HARDataset, HARDataset]]
             t0 = time.perf_counter()
             task = progress.add_task(f"minirocket fold {fold_name}", total=3, step="transform train")
             steps = iter(("fit ridge", "transform test", "done"))
-            pred = minirocket_fold(train_ds, test_ds, seed, num_kernels,
-                                   on_step=lambda _, t=task, s=steps: progress.update(t, advance=1, step=next(s)))
+
+            def on_step(done, task=task, steps=steps, fold_name=fold_name, t0=t0):
+                progress.update(task, advance=1, step=next(steps))
+                if not quiet and not console.is_interactive:  # a log file: one line per step instead of a bar
+                    console.print(f"minirocket fold {fold_name}: {done} done, {time.perf_counter() - t0:.0f} s")
+
+            pred = minirocket_fold(train_ds, test_ds, seed, num_kernels, on_step=on_step)
             fold = {"fold": fold_name, "n_train": len(train_ds), "n_test": len(test_ds),
                     **scores(test_ds.y, pred, len(train_ds.classes)), "seconds": time.perf_counter() - t0}
             folds.append(fold)
