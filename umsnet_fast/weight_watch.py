@@ -71,6 +71,18 @@ def probe_offsets(t: torch.Tensor) -> np.ndarray | None:
     return t.data_ptr() + size * np.linspace(0, span - 1, min(span, PROBE_SAMPLES)).round().astype(np.int64)
 
 
+def probe_addresses(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], dict[int, list[np.ndarray]]]:
+    """Aliases of the probed tensors (they keep the probed memory allocated) and, per element size, the
+    byte addresses of each one's probed elements (probe_offsets)."""
+    held, addresses = [], {}
+    for t in tensors:
+        a = probe_offsets(t)
+        if a is not None:
+            held.append(t.detach())
+            addresses.setdefault(t.element_size(), []).append(a)
+    return held, addresses
+
+
 class _Probe:
     """The probed elements of a list of CPU tensors and the values they held when it was made.
 
@@ -83,15 +95,9 @@ class _Probe:
     """
 
     def __init__(self, tensors: list[torch.Tensor]):
-        self.held = []  # aliases that keep the probed memory allocated
-        self.addresses: dict[int, list[np.ndarray]] = {}  # element size -> byte addresses, per tensor
-        for t in tensors:
-            a = probe_offsets(t)
-            if a is not None:
-                self.held.append(t.detach())
-                self.addresses.setdefault(t.element_size(), []).append(a)
+        self.held, addresses = probe_addresses(tensors)
         self.groups = []
-        for size, parts in self.addresses.items():
+        for size, parts in addresses.items():
             a = np.concatenate(parts)
             low, high = int(a.min()), int(a.max()) + size
             memory = (ctypes.c_char * (high - low)).from_address(low)
@@ -129,12 +135,12 @@ def _native_tensor_watch(tensors: list[torch.Tensor], versioned: list[torch.Tens
     native = getattr(load_extension("_cpu")[0], "TensorWatch", None)
     if native is None:
         return None
-    probe = _Probe(tensors)  # its addresses, and its aliases to keep the probed memory allocated
-    addresses = [a for parts in probe.addresses.values() for a in parts]
-    sizes = [np.full(len(a), size, np.int64) for size, parts in probe.addresses.items() for a in parts]
+    held, by_size = probe_addresses(tensors)
+    addresses = [a for parts in by_size.values() for a in parts]
+    sizes = [np.full(len(a), size, np.int64) for size, parts in by_size.items() for a in parts]
     addresses, sizes = (torch.from_numpy(np.concatenate(p) if p else np.zeros(0, np.int64)) for p in (addresses, sizes))
     is_versioned = {id(t) for t in versioned}
-    return native(tensors, [id(t) in is_versioned for t in tensors], probe.held, addresses, sizes)
+    return native(tensors, [id(t) in is_versioned for t in tensors], held, addresses, sizes)
 
 
 class WeightWatch:

@@ -144,9 +144,10 @@ def train_model(model: reference.UMSNet, xs: list[np.ndarray], y: np.ndarray, se
     device = torch.device(settings.device)
     model.to(device).train()
     data = [torch.from_numpy(a).to(device) for a in xs]
-    stats = [(torch.as_tensor(np.asarray(m, np.float32), device=device)[None, :, None],
-              torch.as_tensor(np.asarray(s, np.float32), device=device)[None, :, None])
-             for m, s in (normalization or [(np.zeros(a.shape[1]), np.ones(a.shape[1])) for a in xs])]
+    if settings.augment_rotation:  # per sensor (mean, std) as [1, C_i, 1], to turn the physical signal
+        stats = [(torch.as_tensor(np.asarray(m, np.float32), device=device)[None, :, None],
+                  torch.as_tensor(np.asarray(s, np.float32), device=device)[None, :, None])
+                 for m, s in (normalization or [(np.zeros(a.shape[1]), np.ones(a.shape[1])) for a in xs])]
     target = torch.from_numpy(y).to(device)
     g = torch.Generator().manual_seed(settings.seed)
     aug = torch.Generator(device=device).manual_seed(settings.seed + 1)
