@@ -50,6 +50,8 @@ def assert_one_line(code, err, *fragments):
     (["--threads", "0"], ["argument --threads"]),
     (["--window-seconds", "0"], ["argument --window-seconds"]),
     (["--train-step-seconds", "-1"], ["argument --train-step-seconds"]),
+    (["--augment-rotation-by-class", "walking"], ["argument --augment-rotation-by-class", "expected NAME=DEGREES"]),
+    (["--augment-rotation-by-class", "walking=-5"], ["argument --augment-rotation-by-class", "in [0, inf], got -5"]),
     (["--device", "gpu0"], ["argument --device", "'gpu0' is not a torch device"]),
 ])
 def test_train_argument_errors(tmp_path, capsys, args, fragments):
@@ -63,6 +65,13 @@ def test_train_step_is_refused_for_fixed_windows(capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_rotation_of_a_class_the_data_set_lacks(capsys):
+    pytest.importorskip("sktime", reason="BasicMotions is read from sktime: pip install 'umsnet-fast[data]'")
+    code, err = run_cli(["train", "--dataset", "basicmotions", "--augment-rotation-by-class", "flying=30,running=5",
+                         *TINY_ARGS], capsys)
+    assert_one_line(code, err, "--augment-rotation-by-class: no class 'flying' in basicmotions", "running")
+
+
 def test_unavailable_cuda_device(tmp_path, capsys):
     for command in (["train", "--dataset", "mhealth", "--data-root", str(tmp_path)],
                     ["evaluate", "--checkpoint", str(tmp_path / "x.safetensors")]):

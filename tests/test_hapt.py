@@ -208,11 +208,13 @@ def test_real_tiny_train_and_baseline(tmp_path, capsys):
                  *[a for a in TINY if a != "--quiet"], "--batch-size", "32"]) == 0
     printed = capsys.readouterr().out  # not a terminal: a line per epoch and per baseline step, no bars
     assert "fold 2: epoch 1/1" in printed
+    assert "rotations of 10 degrees (60 for walking, upstairs, downstairs)" in " ".join(printed.split())
     for step in ("transform train", "fit ridge", "transform test"):
         assert f"minirocket fold 2: {step} done" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     (fold,) = metrics["folds"]
     (base,) = metrics["baseline"]["folds"]
+    assert metrics["train"]["augment_rotation_by_class"] == {"walking": 60.0, "upstairs": 60.0, "downstairs": 60.0}
     assert fold["test_subjects"] == ["2"] and base["n_test"] == fold["n_test"] and base["n_train"] == fold["n_train"]
     assert np.sum(base["confusion_matrix"]) == base["n_test"]
     # MiniRocket separates these six activities of one held-out subject well even from two others

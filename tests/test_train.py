@@ -155,3 +155,20 @@ def test_rotation_augmentation_turns_the_physical_signal():
     torch.testing.assert_close(turned.norm(dim=1), torch.from_numpy(raw[0])[order].norm(dim=1), atol=1e-4, rtol=1e-4)
     assert not torch.allclose(turned, torch.from_numpy(raw[0])[order], atol=1e-3)
     torch.testing.assert_close(other, torch.from_numpy(xs[1])[order])
+
+    # per class: the windows of a class with a spread of 0 stay as they are, the others turn
+    seen.clear()
+    labels = np.array([0, 1] * 4)
+    settings.augment_rotation, settings.augment_rotation_by_class = 0.0, {"moving": 30.0}
+    train_model(Probe(), xs, labels, settings, normalization=list(zip(mean, std)), classes=("still", "moving"))
+    (acc, _), = seen
+    still, moving = torch.from_numpy(labels[order.numpy()] == 0), torch.from_numpy(labels[order.numpy()] == 1)
+    turned = acc * as_column(std[0]) + as_column(mean[0])
+    raw_ordered = torch.from_numpy(raw[0])[order]
+    torch.testing.assert_close(turned[still], raw_ordered[still], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(turned.norm(dim=1), raw_ordered.norm(dim=1), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(turned[moving], raw_ordered[moving], atol=1e-3)
+    with pytest.raises(ValueError, match="no class 'moving' among \\['a', 'b'\\]"):
+        train_model(Probe(), xs, labels, settings, classes=("a", "b"))
+    with pytest.raises(ValueError, match="needs classes="):
+        train_model(Probe(), xs, labels, settings)

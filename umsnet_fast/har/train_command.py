@@ -66,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       ("label-smoothing", fraction), ("augment-scale", nonnegative), ("augment-noise", nonnegative),
                       ("augment-rotation", nonnegative)):
         g.add_argument(f"--{name}", type=typ, default=None)
+    g.add_argument("--augment-rotation-by-class", type=degrees_by_class, default=None, metavar="NAME=DEG,...",
+                   help="per class, the rotations' spread in degrees instead of --augment-rotation's, e.g. "
+                        "walking=60 ('none': the same for all classes; default for HAPT: 60 for the three "
+                        "walking classes)")
     g.add_argument("--layer-scale-init", type=number_in(), default=1e-6, help="LayerScale gamma at init (default 1e-6)")
     a = p.add_argument_group("architecture overrides (default: the variant's)")
     a.add_argument("--dims", type=ints_at_least(1))
@@ -76,6 +80,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--embed-dim", type=int_at_least(1))
     a.add_argument("--heads", type=int_at_least(1), dest="num_heads")
     a.add_argument("--mlp-dim", type=int_at_least(1))
+
+
+def degrees_by_class(text: str) -> dict[str, float]:
+    """argparse type: NAME=DEGREES,... (the names are checked against the data set's classes later); 'none': {}."""
+    if text.strip().lower() == "none":
+        return {}
+    result = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME=DEGREES,..., got {item!r}")
+        result[name.strip()] = number_in(0)(value)
+    return result
+
+
+def _rotations_text(settings: TrainSettings) -> str:
+    """'rotations of 10 degrees (60 for walking, upstairs)' for the first line of a training run."""
+    by_degrees: dict[float, list[str]] = {}
+    for name, degrees in (settings.augment_rotation_by_class or {}).items():
+        by_degrees.setdefault(degrees, []).append(name)
+    classes = "; ".join(f"{d:g} for {', '.join(names)}" for d, names in by_degrees.items())
+    return f"rotations of {settings.augment_rotation:g} degrees" + (f" ({classes})" if classes else "")
 
 
 # constructor argument -> the flag that sets it, for errors about combinations of them
@@ -174,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
                             ("weight_decay", "weight_decay"), ("warmup_epochs", "warmup_epochs"),
                             ("drop_path_rate", "drop_path"), ("label_smoothing", "label_smoothing"),
                             ("augment_scale", "augment_scale"), ("augment_noise", "augment_noise"),
-                            ("augment_rotation", "augment_rotation")):
+                            ("augment_rotation", "augment_rotation"),
+                            ("augment_rotation_by_class", "augment_rotation_by_class")):
         value = getattr(args, arg)
         setattr(settings, field_name, defaults[field_name] if value is None else value)
     try:
@@ -204,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
         sets = [(name, ds.subset(tr), ds.subset(te)) for name, tr, te in folds]
         if info.get("train_step_seconds") not in (None, info.get("step_seconds")):
             sets = _denser_training_windows(info, sets)
+    unknown = sorted(set(settings.augment_rotation_by_class or {}) - set(ds.classes))
+    if unknown:
+        raise CommandError(f"--augment-rotation-by-class: no class {', '.join(map(repr, unknown))} in "
+                           f"{args.dataset} (its classes: {', '.join(ds.classes)})")
     variant = args.variant or "A"
     model_kwargs = {"sensors": list(ds.sensors), "num_classes": len(ds.classes), "variant": variant,
                     "layer_scale_init": args.layer_scale_init, "drop_path_rate": settings.drop_path_rate}
@@ -214,9 +245,9 @@ def run(args: argparse.Namespace) -> int:
     model_kwargs.update({k: getattr(args, k) for k in arch if getattr(args, k) is not None})
     size = " (sized by DATASET_MODELS)" if sized else ""
     extras = [f"training windows every {info['train_step_seconds']:g} s"] if "train_step_seconds" in info else []
-    extras += [text.format(value) for text, value in (("rotations of {:g} degrees", settings.augment_rotation),
-                                                      ("amplitude scaling {:g}", settings.augment_scale),
+    extras += [text.format(value) for text, value in (("amplitude scaling {:g}", settings.augment_scale),
                                                       ("noise {:g}", settings.augment_noise)) if value]
+    extras += [_rotations_text(settings)] if settings.augment_rotation or settings.augment_rotation_by_class else []
     console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}"
                   f"{''.join(', ' + e for e in extras)}, {torch.get_num_threads()} threads on {settings.device}")
