@@ -53,6 +53,10 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
 
+    @property
+    def rotates(self) -> bool:
+        return bool(self.augment_rotation or self.augment_rotation_by_class)
+
 
 # Defaults per data set (the paper gives none). BasicMotions' were tuned here on CPU; the MHEALTH and
 # HHAR ones are plain starting points. HAPT's were chosen on the UCI-HAR split's test subjects (the split
@@ -143,10 +147,10 @@ def random_rotations(n: int, degrees, generator: torch.Generator, device) -> tor
 
 def _rotation_spread(y: np.ndarray, settings: TrainSettings, classes) -> torch.Tensor | None:
     """The rotation's spread in degrees per window [N] (from its class), None without rotations."""
-    if not (settings.augment_rotation or settings.augment_rotation_by_class):
+    if not settings.rotates:
         return None
     names = list(classes) if classes is not None else []
-    per_class = torch.full((max(len(names), int(y.max()) + 1),), float(settings.augment_rotation))
+    per_class = torch.full((len(names) or int(y.max()) + 1,), float(settings.augment_rotation))
     for name, degrees in (settings.augment_rotation_by_class or {}).items():
         if name not in names:
             raise ValueError(f"augment_rotation_by_class: no class {name!r} among "

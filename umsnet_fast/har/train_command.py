@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     extras = [f"training windows every {info['train_step_seconds']:g} s"] if "train_step_seconds" in info else []
     extras += [text.format(value) for text, value in (("amplitude scaling {:g}", settings.augment_scale),
                                                       ("noise {:g}", settings.augment_noise)) if value]
-    extras += [_rotations_text(settings)] if settings.augment_rotation or settings.augment_rotation_by_class else []
+    extras += [_rotations_text(settings)] if settings.rotates else []
     console.print(f"{args.dataset}: {len(sets)} fold(s), UMSNet-{variant}{size}, K={ds.num_slices}, "
                   f"{settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}"
                   f"{''.join(', ' + e for e in extras)}, {torch.get_num_threads()} threads on {settings.device}")
